@@ -1,0 +1,63 @@
+"""Composition root of the accounts service: every dependency is built here, nothing at import."""
+
+from __future__ import annotations
+
+from shared import api, events
+from shared.broker import api_handler, consume, event_handler, make_broker, serve_api
+from shared.mongo import make_mongo_client
+from shared.outbox import OutboxRelay
+from shared.runtime import ServiceRuntime
+from shared.settings import AccountsSettings
+from shared.subjects import Api, Events
+
+from services.accounts.crypto import Keyring
+from services.accounts.repository import AccountRepository, CatalogRepository
+from services.accounts.service import AccountsService
+
+NAME = "accounts"
+
+
+def build(settings: AccountsSettings, *, keyring: Keyring | None = None) -> ServiceRuntime:
+    broker = make_broker(settings.nats_url, NAME)
+    db = make_mongo_client(settings.mongodb_url)[settings.database_name(NAME)]
+    accounts = AccountRepository(db)
+    catalog = CatalogRepository(db)
+    relay = OutboxRelay(accounts.accounts, broker)
+    keys = keyring or Keyring.load(settings.credential_keys, settings.credential_keys_file)
+    service = AccountsService(accounts, catalog, keys, relay)
+
+    async def catalog_reply(_: api.TenantRequest) -> api.CatalogReply:
+        """The collectors a pharmacy can activate."""
+        return await service.catalog_entries()
+
+    routes = [
+        (Api.ACCOUNTS_CATALOG, api.TenantRequest, catalog_reply),
+        (Api.ACCOUNTS_CREATE, api.CreateAccount, service.create),
+        (Api.ACCOUNTS_LIST, api.ListAccounts, service.list),
+        (Api.ACCOUNTS_GET, api.AccountRef, service.get),
+        (Api.ACCOUNTS_UPDATE_CREDENTIALS, api.UpdateCredentials, service.update_credentials),
+        (Api.ACCOUNTS_RETRY, api.AccountRef, service.retry),
+        (Api.ACCOUNTS_DELETE, api.AccountRef, service.delete),
+        (Api.ACCOUNTS_REVEAL_CREDENTIALS, api.RevealCredentials, service.reveal),
+    ]
+    for subject, model, func in routes:
+        serve_api(broker, subject, NAME, api_handler(model, func, service=NAME))  # type: ignore[arg-type]
+
+    consumers = [
+        (Events.COLLECTOR_ANNOUNCED.pattern, "accounts-catalog", events.CollectorAnnounced,
+         service.record_collector),
+        (Events.COLLECTION_STARTED.pattern, "accounts-started", events.CollectionStarted,
+         service.collection_started),
+        (Events.COLLECTION_SUCCEEDED.pattern, "accounts-succeeded", events.CollectionSucceeded,
+         service.collection_succeeded),
+        (Events.COLLECTION_FAILED.pattern, "accounts-failed", events.CollectionFailed,
+         service.collection_failed),
+    ]
+    for subject, durable, model, func in consumers:
+        consume(broker, subject, owner="scraper", durable=durable,
+                handler=event_handler(model, func, service=NAME))  # type: ignore[arg-type]
+
+    rt = ServiceRuntime(NAME, broker)
+    rt.on_connect.append(accounts.create_indexes)
+    rt.background.append(relay.run)
+    return rt

@@ -1,0 +1,1 @@
+"""Scraper service: browser workers, collector plugins, the collected-invoice ledger (§7)."""

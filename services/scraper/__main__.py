@@ -1,0 +1,5 @@
+from services.scraper.app import build
+from shared.settings import ScraperSettings
+from shared.standalone import run_standalone
+
+run_standalone(lambda: build(ScraperSettings()))

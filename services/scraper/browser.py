@@ -1,0 +1,43 @@
+"""Launching Debian's Chromium through Playwright (§7): `playwright install` cannot download here."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from playwright.async_api import Browser, Playwright
+
+# Without the background-networking flags Chromium keeps trying to reach Google's hosts, which this
+# machine's closed network refuses many at a time.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+]
+
+
+class ChromiumNotFound(RuntimeError):
+    pass
+
+
+def chromium_path() -> str:
+    explicit = os.environ.get("COLLECTORS_CHROMIUM_PATH")
+    for candidate in (explicit, "/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    raise ChromiumNotFound(
+        "Chromium not found: install it with `apt-get install -y chromium` "
+        "or set COLLECTORS_CHROMIUM_PATH"
+    )
+
+
+async def launch_browser(playwright: Playwright) -> Browser:
+    return await playwright.chromium.launch(
+        executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
+    )

@@ -1,0 +1,1 @@
+"""Contracts and plumbing shared by the five services: no service's domain logic lives here."""

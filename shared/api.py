@@ -1,0 +1,213 @@
+"""Request and reply models of the request/reply API (``collectors.api.<service>.<verb>``)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import Field
+
+from shared.errors import CollectionErrorCode
+from shared.events import ID_PATTERN, TENANT_PATTERN, AccountStatus, Contract
+
+Lang = Literal["fr", "en"]
+Tenant = Field(pattern=TENANT_PATTERN, description="Pharmacy (tenant) id")
+AnId = Field(pattern=ID_PATTERN)
+
+
+class ErrorBody(Contract):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorReply(Contract):
+    error: ErrorBody
+
+
+class TenantRequest(Contract):
+    tenant_id: str = Tenant
+    lang: Lang = "fr"
+
+
+class HealthReply(Contract):
+    service: str
+    status: Literal["ok"] = "ok"
+    instance: str
+
+
+# --- catalog / accounts ---------------------------------------------------------------------
+
+
+class CatalogEntry(Contract):
+    id: str
+    name: str
+    supplier: str
+    portal_url: str
+    login_kind: Literal["email", "identifier"]
+    frequency_hours: int
+    max_sessions: int
+    version: str
+
+
+class CatalogReply(Contract):
+    collectors: list[CatalogEntry]
+
+
+class CreateAccount(TenantRequest):
+    collector_id: str = AnId
+    login: str = Field(max_length=320)
+    password: str = Field(repr=False, max_length=1024)
+
+
+class AccountRef(TenantRequest):
+    account_id: str = AnId
+
+
+class ListAccounts(TenantRequest):
+    collector_id: str | None = None
+
+
+class UpdateCredentials(AccountRef):
+    login: str | None = Field(default=None, max_length=320)
+    password: str = Field(repr=False, max_length=1024)
+
+
+class AccountView(Contract):
+    id: str
+    tenant_id: str
+    collector_id: str
+    collector_name: str = ""
+    slot: int
+    login: str
+    status: AccountStatus
+    error_code: CollectionErrorCode | None = None
+    message: str
+    invoice_count: int = 0
+    created_at: datetime
+    last_attempt_at: datetime | None = None
+    last_success_at: datetime | None = None
+    next_run_at: datetime | None = None
+    pause_reason: str | None = None
+
+
+class AccountListReply(Contract):
+    accounts: list[AccountView]
+
+
+class RevealCredentials(Contract):
+    tenant_id: str = Tenant
+    account_id: str = AnId
+    credential_version: int
+
+
+class RevealedCredentials(Contract):
+    login: str
+    password: str = Field(repr=False)
+    credential_version: int
+
+
+# --- invoices (scraper) ---------------------------------------------------------------------
+
+
+class ListInvoices(TenantRequest):
+    account_id: str | None = None
+    limit: int = Field(default=1000, ge=1, le=10000)
+
+
+class InvoiceRef(TenantRequest):
+    invoice_id: str = AnId
+
+
+class InvoiceView(Contract):
+    id: str
+    tenant_id: str
+    account_id: str
+    collector_id: str
+    number: str
+    issue_date: date
+    amount: Decimal
+    currency: str
+    kind: Literal["invoice", "credit_note"]
+    sha256: str
+    size: int
+    object_key: str
+    collected_at: datetime
+
+
+class InvoiceListReply(Contract):
+    invoices: list[InvoiceView]
+
+
+# --- notifier -------------------------------------------------------------------------------
+
+
+class PrefsUpdate(TenantRequest):
+    emails: list[str] | None = None
+    webhook_url: str | None = None
+    language: Lang | None = None
+
+
+class Prefs(Contract):
+    tenant_id: str
+    emails: list[str] = []
+    webhook_url: str | None = None
+    language: Lang = "fr"
+
+
+class NotificationView(Contract):
+    id: str
+    tenant_id: str
+    kind: str
+    channel: str
+    subject: str
+    body: str
+    created_at: datetime
+    delivered: bool
+    delivered_at: datetime | None = None
+    error: str | None = None
+
+
+class NotificationListReply(Contract):
+    notifications: list[NotificationView]
+
+
+# --- requests -------------------------------------------------------------------------------
+
+RequestStatus = Literal["submitted", "in_progress", "available", "rejected"]
+
+
+class CreateRequest(TenantRequest):
+    supplier: str = Field(min_length=1, max_length=200)
+    portal_url: str | None = Field(default=None, max_length=2000)
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class ListRequests(Contract):
+    tenant_id: str | None = Field(default=None, pattern=TENANT_PATTERN)
+    status: RequestStatus | None = None
+
+
+class SetRequestStatus(Contract):
+    request_id: str = AnId
+    status: RequestStatus
+    collector_id: str | None = None
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class CollectorRequestView(Contract):
+    id: str
+    supplier: str
+    portal_url: str | None = None
+    status: RequestStatus
+    requesters: list[str]
+    votes: int
+    collector_id: str | None = None
+    reason: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class RequestListReply(Contract):
+    requests: list[CollectorRequestView]

@@ -1,0 +1,52 @@
+"""Client of the request/reply API, used by the CLI and by services calling each other."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+
+from shared.errors import RemoteApiError
+
+
+class ServiceUnavailable(RemoteApiError):
+    """No instance of the service answered (not running, or too slow)."""
+
+    def __init__(self, subject: str, why: str) -> None:
+        super().__init__("unavailable", f"no answer on {subject}: {why}")
+
+
+class ApiClient:
+    def __init__(self, nc: Client, timeout: float = 10.0) -> None:
+        self.nc = nc
+        self.timeout = timeout
+
+    @classmethod
+    async def connect(cls, url: str, timeout: float = 10.0, name: str = "collectors-cli") -> ApiClient:
+        nc = await nats.connect(url, name=name, connect_timeout=3, max_reconnect_attempts=2,
+                                allow_reconnect=False)
+        return cls(nc, timeout)
+
+    async def close(self) -> None:
+        await self.nc.drain()
+
+    async def call(self, subject: str, payload: dict[str, Any] | None = None,
+                   timeout: float | None = None) -> dict[str, Any]:
+        """Send a request; return the result or raise :class:`RemoteApiError` with its code."""
+        try:
+            msg = await self.nc.request(subject, json.dumps(payload or {}).encode(),
+                                        timeout=timeout or self.timeout)
+        except NoRespondersError as exc:
+            raise ServiceUnavailable(subject, "no service is listening") from exc
+        except NatsTimeout as exc:
+            raise ServiceUnavailable(subject, "timed out") from exc
+        reply = json.loads(msg.data)
+        if isinstance(reply, dict) and isinstance(reply.get("error"), dict):
+            err = reply["error"]
+            raise RemoteApiError(str(err.get("code")), str(err.get("message")), field=err.get("field"))
+        if not isinstance(reply, dict):
+            raise RemoteApiError("internal_error", "unexpected reply shape")
+        return reply

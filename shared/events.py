@@ -1,0 +1,194 @@
+"""Event and job models of the public contract (§3).
+
+Changes are additive: consumers ignore fields they do not know; a breaking change gets a new
+subject version. Every event knows its ``msg_id``, the ``Nats-Msg-Id`` JetStream dedups on, built
+from the event's identity (tenant included) so a retried publish is stored once.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Literal
+from uuid import uuid4
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.errors import CollectionErrorCode
+
+TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return uuid4().hex
+
+
+class AccountStatus(StrEnum):
+    PENDING = "pending"
+    COLLECTING = "collecting"
+    OK = "ok"
+    ACTION_REQUIRED = "action_required"
+    RETRYING = "retrying"
+    MAINTENANCE = "maintenance"
+    DELETED = "deleted"
+
+
+class Contract(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Event(Contract):
+    event_id: str = Field(default_factory=new_id)
+    occurred_at: datetime = Field(default_factory=utcnow)
+    schema_version: int = 1
+
+    def msg_id(self) -> str:
+        return self.event_id
+
+
+# --- accounts -------------------------------------------------------------------------------
+
+
+class AccountEvent(Event):
+    tenant_id: str = Field(pattern=TENANT_PATTERN)
+    account_id: str
+    collector_id: str
+    credential_version: int = 1
+
+
+class AccountCreated(AccountEvent):
+    login: str
+    slot: int
+
+    def msg_id(self) -> str:
+        return f"account-created:{self.tenant_id}:{self.account_id}"
+
+
+class AccountCredentialsUpdated(AccountEvent):
+    def msg_id(self) -> str:
+        return f"account-credentials:{self.tenant_id}:{self.account_id}:{self.credential_version}"
+
+
+class AccountRetryRequested(AccountEvent):
+    def msg_id(self) -> str:
+        return f"account-retry:{self.tenant_id}:{self.account_id}:{self.event_id}"
+
+
+class AccountDeleted(AccountEvent):
+    def msg_id(self) -> str:
+        return f"account-deleted:{self.tenant_id}:{self.account_id}"
+
+
+class AccountStatusChanged(AccountEvent):
+    status: AccountStatus
+    previous_status: AccountStatus | None = None
+    error_code: CollectionErrorCode | None = None
+    login: str = ""
+    collector_name: str = ""
+
+    def msg_id(self) -> str:
+        return f"account-status:{self.tenant_id}:{self.account_id}:{self.event_id}"
+
+
+# --- scheduler → scraper ----------------------------------------------------------------------
+
+JobReason = Literal["activation", "credentials_updated", "retry", "scheduled", "probe"]
+
+
+class CollectJob(Contract):
+    """A work-queue message: run one collection for one account."""
+
+    job_id: str
+    tenant_id: str = Field(pattern=TENANT_PATTERN)
+    account_id: str
+    collector_id: str
+    credential_version: int
+    planned_at: datetime
+    reason: JobReason = "scheduled"
+    attempt: int = 0
+    schema_version: int = 1
+
+    @staticmethod
+    def make_id(account_id: str, planned_at: datetime) -> str:
+        return f"{account_id}:{int(planned_at.timestamp() * 1000)}"
+
+    def msg_id(self) -> str:
+        return f"collect:{self.tenant_id}:{self.job_id}"
+
+
+# --- scraper ---------------------------------------------------------------------------------
+
+
+class CollectionEvent(Event):
+    tenant_id: str = Field(pattern=TENANT_PATTERN)
+    account_id: str
+    collector_id: str
+    job_id: str
+    credential_version: int
+    started_at: datetime
+
+
+class CollectionStarted(CollectionEvent):
+    def msg_id(self) -> str:
+        return f"collection-started:{self.tenant_id}:{self.job_id}"
+
+
+class CollectionSucceeded(CollectionEvent):
+    finished_at: datetime = Field(default_factory=utcnow)
+    new_invoices: int = 0
+    total_invoices: int = 0
+
+    def msg_id(self) -> str:
+        return f"collection-result:{self.tenant_id}:{self.job_id}"
+
+
+class CollectionFailed(CollectionEvent):
+    finished_at: datetime = Field(default_factory=utcnow)
+    error_code: CollectionErrorCode
+    # Operator-facing detail; never holds a credential.
+    detail: str = ""
+    retry_after_s: float | None = None
+    new_invoices: int = 0
+    total_invoices: int = 0
+
+    def msg_id(self) -> str:
+        return f"collection-result:{self.tenant_id}:{self.job_id}"
+
+
+class InvoiceCollected(Event):
+    tenant_id: str = Field(pattern=TENANT_PATTERN)
+    account_id: str
+    collector_id: str
+    invoice_id: str
+    number: str
+    issue_date: date
+    amount: Decimal
+    currency: str
+    kind: Literal["invoice", "credit_note"]
+    sha256: str
+    size: int
+    object_key: str
+
+    def msg_id(self) -> str:
+        return f"invoice:{self.tenant_id}:{self.account_id}:{self.invoice_id}"
+
+
+class CollectorAnnounced(Event):
+    collector_id: str
+    name: str
+    supplier: str
+    portal_url: str
+    login_kind: Literal["email", "identifier"]
+    frequency_hours: int
+    max_sessions: int
+    version: str
+    worker_id: str = ""
+
+    def msg_id(self) -> str:
+        return f"collector:{self.collector_id}:{self.version}:{self.worker_id}"

@@ -1,0 +1,125 @@
+"""What every service shares at run time: health answers, background tasks, start and stop.
+
+A service's composition root builds a :class:`ServiceRuntime`; ``python -m services.<name>`` runs
+one alone, and ``collectors up`` runs all five in one event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from faststream import FastStream
+from faststream.nats import NatsBroker
+
+from shared import subjects
+from shared.api import HealthReply
+from shared.broker import ensure_streams, jetstream
+from shared.logging import get_logger
+
+log = get_logger("collectors.runtime")
+
+
+def _name(func: Callable[..., Any]) -> str:
+    return getattr(func, "__name__", None) or getattr(getattr(func, "func", None), "__name__", "task")
+
+
+@dataclass
+class ServiceRuntime:
+    name: str
+    broker: NatsBroker
+    # Run after the broker is connected and the streams exist, before subscribers consume.
+    on_connect: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Long-running loops (outbox relay, scheduler tick...), cancelled on stop.
+    background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    # Run once subscribers consume (announcements others must be ready to hear).
+    after_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    instance: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _health_runner: web.AppRunner | None = None
+
+    def __post_init__(self) -> None:
+        reply = HealthReply(service=self.name, instance=self.instance).model_dump()
+
+        @self.broker.subscriber(subjects.health(self.name), title=f"{self.name}-health")
+        async def health() -> dict[str, Any]:
+            return reply
+
+    def asyncapi_app(self) -> FastStream:
+        """The FastStream application, for ``faststream docs`` and AsyncAPI generation."""
+        return FastStream(self.broker, title=f"collectors {self.name}")
+
+    async def start(self, health_port: int = 0) -> None:
+        await self.broker.connect()
+        await ensure_streams(jetstream(self.broker))
+        for hook in self.on_connect:
+            await hook()
+        await self.broker.start()
+        for hook in self.after_start:
+            await hook()
+        for loop in self.background:
+            self._tasks.append(asyncio.create_task(self._guard(loop), name=f"{self.name}:{_name(loop)}"))
+        if health_port:
+            await self._serve_health(health_port)
+        log.info("service_started", service=self.name, instance=self.instance)
+
+    async def _guard(self, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """A background loop that crashes is logged and restarted, never silently gone."""
+        while True:
+            try:
+                await loop()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background_task_crashed", service=self.name, task=_name(loop))
+                await asyncio.sleep(1.0)
+
+    async def _serve_health(self, port: int) -> None:
+        async def health(_: web.Request) -> web.Response:
+            ok = self.broker._connection is not None and self.broker._connection.is_connected
+            return web.json_response({"service": self.name, "nats": ok}, status=200 if ok else 503)
+
+        app = web.Application()
+        app.router.add_get("/health", health)
+        self._health_runner = web.AppRunner(app, access_log=None)
+        await self._health_runner.setup()
+        # Probes come from the kubelet on the pod's address, so this one listens beyond loopback.
+        await web.TCPSite(self._health_runner, os.environ.get("COLLECTORS_HEALTH_HOST", "0.0.0.0"),
+                          port).start()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._tasks.clear()
+        await self.broker.stop()
+        for hook in self.on_stop:
+            await hook()
+        if self._health_runner:
+            await self._health_runner.cleanup()
+        log.info("service_stopped", service=self.name)
+
+
+async def run_until_signalled(runtimes: list[ServiceRuntime], health_port: int = 0) -> None:
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    for rt in runtimes:
+        await rt.start(health_port)
+    await stop.wait()
+    for rt in reversed(runtimes):
+        await rt.stop()

@@ -1,0 +1,118 @@
+"""Every NATS subject and stream of the public contract (§3), declared in one place.
+
+- API (request/reply, core NATS): ``collectors.api.<service>.<verb>``
+- Events (JetStream): ``collectors.evt.<service>.<event>[.<tenant>]``
+- Work queue (JetStream): ``collectors.jobs.collect.<collector_id>``
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+
+SERVICES = ("accounts", "scheduler", "scraper", "notifier", "requests")
+PREFIX = "collectors"
+
+
+def api(service: str, verb: str) -> str:
+    return f"{PREFIX}.api.{service}.{verb}"
+
+
+def health(service: str) -> str:
+    return api(service, "health")
+
+
+class Api:
+    """Request/reply subjects."""
+
+    ACCOUNTS_CATALOG = api("accounts", "catalog")
+    ACCOUNTS_CREATE = api("accounts", "create")
+    ACCOUNTS_LIST = api("accounts", "list")
+    ACCOUNTS_GET = api("accounts", "get")
+    ACCOUNTS_UPDATE_CREDENTIALS = api("accounts", "update_credentials")
+    ACCOUNTS_RETRY = api("accounts", "retry")
+    ACCOUNTS_DELETE = api("accounts", "delete")
+    # Reserved to the scraper by NATS permissions (deploy/nats): the only reply carrying a password.
+    ACCOUNTS_REVEAL_CREDENTIALS = api("accounts", "reveal_credentials")
+
+    SCRAPER_INVOICES_LIST = api("scraper", "invoices_list")
+    SCRAPER_INVOICE_GET = api("scraper", "invoice_get")
+
+    NOTIFIER_PREFS_GET = api("notifier", "prefs_get")
+    NOTIFIER_PREFS_SET = api("notifier", "prefs_set")
+    NOTIFIER_HISTORY = api("notifier", "history")
+
+    REQUESTS_CREATE = api("requests", "create")
+    REQUESTS_LIST = api("requests", "list")
+    REQUESTS_SET_STATUS = api("requests", "set_status")
+
+
+def _evt(service: str, event: str) -> str:
+    return f"{PREFIX}.evt.{service}.{event}"
+
+
+@dataclass(frozen=True)
+class EventSubject:
+    """An event subject; ``tenant_scoped`` ones end with the tenant id as a further token."""
+
+    base: str
+    tenant_scoped: bool = True
+
+    def for_tenant(self, tenant_id: str) -> str:
+        return f"{self.base}.{tenant_id}" if self.tenant_scoped else self.base
+
+    @property
+    def pattern(self) -> str:
+        return f"{self.base}.*" if self.tenant_scoped else self.base
+
+
+class Events:
+    ACCOUNT_CREATED = EventSubject(_evt("accounts", "created"))
+    ACCOUNT_CREDENTIALS_UPDATED = EventSubject(_evt("accounts", "credentials_updated"))
+    ACCOUNT_RETRY_REQUESTED = EventSubject(_evt("accounts", "retry_requested"))
+    ACCOUNT_DELETED = EventSubject(_evt("accounts", "deleted"))
+    ACCOUNT_STATUS_CHANGED = EventSubject(_evt("accounts", "status_changed"))
+
+    COLLECTION_STARTED = EventSubject(_evt("scraper", "collection_started"))
+    COLLECTION_SUCCEEDED = EventSubject(_evt("scraper", "collection_succeeded"))
+    COLLECTION_FAILED = EventSubject(_evt("scraper", "collection_failed"))
+    INVOICE_COLLECTED = EventSubject(_evt("scraper", "invoice_collected"))
+    COLLECTOR_ANNOUNCED = EventSubject(_evt("scraper", "collector_announced"), tenant_scoped=False)
+
+    NOTIFICATION_SENT = EventSubject(_evt("notifier", "notification_sent"))
+
+    REQUEST_CREATED = EventSubject(_evt("requests", "created"), tenant_scoped=False)
+    REQUEST_STATUS_CHANGED = EventSubject(_evt("requests", "status_changed"), tenant_scoped=False)
+
+
+def collect_job(collector_id: str) -> str:
+    return f"{PREFIX}.jobs.collect.{collector_id}"
+
+
+COLLECT_JOBS_PATTERN = f"{PREFIX}.jobs.collect.*"
+
+INVOICE_BUCKET = "collectors-invoices"
+
+
+def _stream(name: str, subjects: list[str], **kw: object) -> StreamConfig:
+    return StreamConfig(name=name, subjects=subjects, storage=StorageType.FILE, **kw)  # type: ignore[arg-type]
+
+
+# One stream per owner. Events are kept a month for late consumers; the work queue drops a job once
+# a worker has acked it. The dedup window backs the ``Nats-Msg-Id`` header set by every publisher.
+DEDUP_WINDOW_S = 2 * 60 * 60
+STREAMS: dict[str, StreamConfig] = {
+    "accounts": _stream("COLLECTORS_ACCOUNTS", [f"{PREFIX}.evt.accounts.>"], max_age=31 * 86400.0,
+                        duplicate_window=DEDUP_WINDOW_S),
+    "scheduler": _stream("COLLECTORS_SCHEDULER", [f"{PREFIX}.evt.scheduler.>"], max_age=31 * 86400.0,
+                         duplicate_window=DEDUP_WINDOW_S),
+    "scraper": _stream("COLLECTORS_SCRAPER", [f"{PREFIX}.evt.scraper.>"], max_age=31 * 86400.0,
+                       duplicate_window=DEDUP_WINDOW_S),
+    "notifier": _stream("COLLECTORS_NOTIFIER", [f"{PREFIX}.evt.notifier.>"], max_age=31 * 86400.0,
+                        duplicate_window=DEDUP_WINDOW_S),
+    "requests": _stream("COLLECTORS_REQUESTS", [f"{PREFIX}.evt.requests.>"], max_age=365 * 86400.0,
+                        duplicate_window=DEDUP_WINDOW_S),
+    "jobs": _stream("COLLECTORS_JOBS", [f"{PREFIX}.jobs.>"], retention=RetentionPolicy.WORK_QUEUE,
+                    duplicate_window=DEDUP_WINDOW_S),
+}
