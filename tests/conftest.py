@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
+from pathlib import Path
+from uuid import uuid4
 
 import pytest
 
+from services.accounts.crypto import Keyring, new_key_entry
+from shared.natsserver import NatsServer, wait_jetstream_ready
+
 from shared.mongo import MongoClientLike
-from tests.storage import open_test_mongo
+from tests.storage import container_url, open_test_mongo, storage_kind
 
 
 @pytest.fixture
@@ -15,3 +21,36 @@ async def mongo_client() -> AsyncIterator[MongoClientLike]:
     """A MongoDB client per test (see ``tests.storage``); each test picks its own database names."""
     async with open_test_mongo() as (client, _kind):
         yield client
+
+
+@pytest.fixture
+async def nats_url(tmp_path: Path) -> AsyncIterator[str]:
+    """A real nats-server with JetStream on a free loopback port, for one test."""
+    server = NatsServer(store_dir=tmp_path / "nats")
+    server.start()
+    try:
+        await wait_jetstream_ready(server.url)
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def mongodb_url() -> str | None:
+    """What services under test get as MONGODB_URL, chosen as in design §5: MONGODB_URL if set, a
+    testcontainers MongoDB if a Docker engine answers, else the in-memory stand-in (``None``)."""
+    kind = storage_kind()
+    if kind == "memory":
+        return None
+    return os.environ["MONGODB_URL"] if kind == "external" else await container_url()
+
+
+@pytest.fixture
+def db_prefix() -> str:
+    """Each test's services get their own databases, so the shared stand-in never leaks between tests."""
+    return f"t{uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def keyring() -> Keyring:
+    return Keyring.parse(new_key_entry("test1"))

@@ -52,7 +52,7 @@ def docker_engine_answers() -> bool:
             gc.collect()
 
 
-async def _container_url() -> str:
+async def container_url() -> str:
     """URL of the run's MongoDB container, started on first use and stopped at exit."""
     global _container
     if _container is None:
@@ -81,7 +81,7 @@ async def open_test_mongo() -> AsyncIterator[tuple[MongoClientLike, StorageKind]
     if kind == "memory":
         yield InMemoryMongoClient(), kind
         return
-    url = os.environ["MONGODB_URL"] if kind == "external" else await _container_url()
+    url = os.environ["MONGODB_URL"] if kind == "external" else await container_url()
     client = make_mongo_client(url)
     try:
         yield client, kind

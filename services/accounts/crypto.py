@@ -87,9 +87,10 @@ class Keyring:
     @classmethod
     def parse(cls, text: str) -> Keyring:
         keys: list[tuple[str, bytes]] = []
-        for raw in re.split(r"[,\n]", text):
+        lines = (line.split("#", 1)[0] for line in text.splitlines())
+        for raw in ",".join(lines).split(","):
             entry = raw.strip()
-            if not entry or entry.startswith("#"):
+            if not entry:
                 continue
             kid, sep, b64 = entry.partition(":")
             if not sep:

@@ -1,0 +1,362 @@
+"""The ``collectors`` command: ``up`` / ``demo`` run the platform; the rest is the API's client."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from collectors import output
+from collectors.output import console, emit, err_console, fail, record, table
+from shared.client import ApiClient
+from shared.errors import RemoteApiError
+from shared.subjects import INVOICE_BUCKET, SERVICES, Api
+
+app = typer.Typer(help="Supplier invoice collectors for pharmacies.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+accounts_app = typer.Typer(help="Collector accounts of a pharmacy.", no_args_is_help=True)
+invoices_app = typer.Typer(help="Collected invoices.", no_args_is_help=True)
+requests_app = typer.Typer(help="Requests for new collectors.", no_args_is_help=True)
+notifications_app = typer.Typer(help="Notification preferences and history.", no_args_is_help=True)
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(invoices_app, name="invoices")
+app.add_typer(requests_app, name="requests")
+app.add_typer(notifications_app, name="notifications")
+
+T = TypeVar("T")
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="Pharmacy (tenant) id.")]
+LangOpt = Annotated[str, typer.Option("--lang", help="Language of messages: fr or en.")]
+NatsOpt = Annotated[str, typer.Option("--nats-url", envvar="NATS_URL", help="NATS server of the platform.")]
+DEFAULT_NATS = "nats://127.0.0.1:4222"
+
+
+def _run(as_json: bool, nats_url: str, work: Callable[[ApiClient], Awaitable[T]]) -> T:
+    async def main() -> T:
+        try:
+            client = await ApiClient.connect(nats_url)
+        except Exception as exc:
+            raise RemoteApiError("unavailable", f"cannot reach NATS at {nats_url}: {exc}. "
+                                 "Is `collectors up` running?") from exc
+        try:
+            return await work(client)
+        finally:
+            await client.close()
+
+    try:
+        return asyncio.run(main())
+    except RemoteApiError as exc:
+        fail(exc, as_json)
+
+
+def _call(subject: str, payload: dict[str, Any], as_json: bool, nats_url: str) -> dict[str, Any]:
+    return _run(as_json, nats_url, lambda c: c.call(subject, payload))
+
+
+def _read_secret(from_stdin: bool, prompt: str) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise typer.BadParameter("no terminal to prompt on: pass --password-stdin")
+    return str(typer.prompt(prompt, hide_input=True))
+
+
+# --- the platform ----------------------------------------------------------------------------
+
+
+DataDirOpt = Annotated[Path, typer.Option("--data-dir", envvar="COLLECTORS_DATA_DIR",
+                                          help="Where NATS state, keys and logs live.")]
+
+
+@app.command()
+def up(
+    demo: Annotated[bool, typer.Option("--demo", help="Add the sandbox portals and a demo pharmacy.")] = False,
+    data_dir: DataDirOpt = Path("data"),
+    nats_port: Annotated[int, typer.Option(help="Port of the embedded nats-server.")] = 4222,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Service logs on stderr too.")] = False,
+) -> None:
+    """Run the whole platform on this machine until Ctrl-C."""
+    from collectors.runner import run_up
+
+    raise typer.Exit(asyncio.run(run_up(data_dir, demo=demo, nats_port=nats_port, verbose=verbose)))
+
+
+@app.command("demo")
+def demo_cmd(
+    as_json: JsonOpt = False,
+    timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 110.0,
+    data_dir: DataDirOpt = Path("data"),
+    nats_port: Annotated[int, typer.Option(help="Port of the embedded nats-server.")] = 4222,
+) -> None:
+    """Run the platform with the demo until its first round of collection ends, then summarise."""
+    from collectors.runner import run_demo
+
+    raise typer.Exit(asyncio.run(run_demo(data_dir, as_json=as_json, timeout=timeout, nats_port=nats_port)))
+
+
+@app.command()
+def health(
+    wait: Annotated[float, typer.Option(help="Wait up to this many seconds for every service.")] = 0.0,
+    as_json: JsonOpt = False,
+    nats_url: NatsOpt = DEFAULT_NATS,
+) -> None:
+    """Exit 0 once all five services answer."""
+    from collectors.platform import wait_healthy
+
+    async def work(c: ApiClient) -> list[str]:
+        return await wait_healthy(c, wait)
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            missing = asyncio.run(_connect_and(nats_url, work))
+            break
+        except RemoteApiError as exc:  # NATS itself not up yet
+            if time.monotonic() >= deadline:
+                fail(exc, as_json)
+            time.sleep(0.5)
+    data = {"services": {s: ("down" if s in missing else "ok") for s in SERVICES}, "healthy": not missing}
+    emit(data, as_json, lambda d: [console.print(f"{s}: {'[green]ok' if v == 'ok' else '[red]down'}[/]")
+                                   for s, v in d["services"].items()])
+    raise typer.Exit(0 if not missing else 1)
+
+
+async def _connect_and(nats_url: str, work: Callable[[ApiClient], Awaitable[T]]) -> T:
+    try:
+        client = await ApiClient.connect(nats_url)
+    except Exception as exc:
+        raise RemoteApiError("unavailable", f"cannot reach NATS at {nats_url}: {exc}") from exc
+    try:
+        return await work(client)
+    finally:
+        await client.close()
+
+
+@app.command()
+def catalog(as_json: JsonOpt = False, nats_url: NatsOpt = DEFAULT_NATS) -> None:
+    """The collectors a pharmacy can activate."""
+    data = _call(Api.ACCOUNTS_CATALOG, {"tenant_id": "catalog"}, as_json, nats_url)
+    emit(data, as_json, lambda d: table(d["collectors"], [("id", "id"), ("name", "name"),
+                                                          ("supplier", "supplier"), ("login_kind", "login")]))
+
+
+# --- accounts --------------------------------------------------------------------------------
+
+ACCOUNT_KEYS = ["id", "tenant_id", "collector_id", "collector_name", "slot", "login", "status",
+                "error_code", "message", "invoice_count", "last_attempt_at", "last_success_at",
+                "next_run_at", "pause_reason", "created_at"]
+
+
+def _show_account(data: dict[str, Any]) -> None:
+    record(data, ACCOUNT_KEYS)
+
+
+@accounts_app.command("add")
+def accounts_add(
+    tenant: TenantOpt, collector: Annotated[str, typer.Option(help="Collector id (see `catalog`).")],
+    login: Annotated[str, typer.Option(help="Email or identifier on the supplier portal.")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+    lang: LangOpt = "fr", as_json: JsonOpt = False, nats_url: NatsOpt = DEFAULT_NATS,
+) -> None:
+    """Activate a collector with the supplier portal's credentials."""
+    password = _read_secret(password_stdin, "Password")
+    data = _call(Api.ACCOUNTS_CREATE, {"tenant_id": tenant, "collector_id": collector, "login": login,
+                                       "password": password, "lang": lang}, as_json, nats_url)
+    emit(data, as_json, _show_account)
+
+
+@accounts_app.command("list")
+def accounts_list(tenant: TenantOpt, lang: LangOpt = "fr", as_json: JsonOpt = False,
+                  nats_url: NatsOpt = DEFAULT_NATS) -> None:
+    """The pharmacy's accounts with their status."""
+    data = _call(Api.ACCOUNTS_LIST, {"tenant_id": tenant, "lang": lang}, as_json, nats_url)
+    emit(data, as_json, lambda d: table(d["accounts"], [
+        ("id", "id"), ("collector_id", "collector"), ("login", "login"), ("status", "status"),
+        ("error_code", "error"), ("invoice_count", "invoices"), ("next_run_at", "next run")]))
+
+
+@accounts_app.command("show")
+def accounts_show(tenant: TenantOpt, account_id: str, lang: LangOpt = "fr", as_json: JsonOpt = False,
+                  nats_url: NatsOpt = DEFAULT_NATS) -> None:
+    """One account: status, what to do, last attempt and success, next run."""
+    data = _call(Api.ACCOUNTS_GET, {"tenant_id": tenant, "account_id": account_id, "lang": lang},
+                 as_json, nats_url)
+    emit(data, as_json, _show_account)
+
+
+@accounts_app.command("update")
+def accounts_update(
+    tenant: TenantOpt, account_id: str,
+    login: Annotated[str | None, typer.Option(help="New login (unchanged if omitted).")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+    lang: LangOpt = "fr", as_json: JsonOpt = False, nats_url: NatsOpt = DEFAULT_NATS,
+) -> None:
+    """New credentials overwrite the old ones; collection runs at once."""
+    password = _read_secret(password_stdin, "New password")
+    payload: dict[str, Any] = {"tenant_id": tenant, "account_id": account_id, "password": password,
+                               "lang": lang}
+    if login is not None:
+        payload["login"] = login
+    data = _call(Api.ACCOUNTS_UPDATE_CREDENTIALS, payload, as_json, nats_url)
+    emit(data, as_json, _show_account)
+
+
+@accounts_app.command("retry")
+def accounts_retry(tenant: TenantOpt, account_id: str, lang: LangOpt = "fr", as_json: JsonOpt = False,
+                   nats_url: NatsOpt = DEFAULT_NATS) -> None:
+    """Run a collection now (after acting on the supplier portal)."""
+    data = _call(Api.ACCOUNTS_RETRY, {"tenant_id": tenant, "account_id": account_id, "lang": lang},
+                 as_json, nats_url)
+    emit(data, as_json, _show_account)
+
+
+@accounts_app.command("delete")
+def accounts_delete(
+    tenant: TenantOpt, account_id: str,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: deletion is permanent.")] = False,
+    lang: LangOpt = "fr", as_json: JsonOpt = False, nats_url: NatsOpt = DEFAULT_NATS,
+) -> None:
+    """Permanently deactivate a collector account and erase its credentials."""
+    if not yes:
+        if not sys.stdin.isatty():
+            raise typer.BadParameter("deletion is permanent: pass --yes to confirm")
+        typer.confirm(f"Permanently delete account {account_id}?", abort=True)
+    data = _call(Api.ACCOUNTS_DELETE, {"tenant_id": tenant, "account_id": account_id, "lang": lang},
+                 as_json, nats_url)
+    emit(data, as_json, lambda d: console.print(f"Account {d['id']} deleted."))
+
+
+# --- invoices --------------------------------------------------------------------------------
+
+
+@invoices_app.command("list")
+def invoices_list(
+    tenant: TenantOpt, account: Annotated[str | None, typer.Option(help="Only this account.")] = None,
+    as_json: JsonOpt = False, nats_url: NatsOpt = DEFAULT_NATS,
+) -> None:
+    """Invoices and credit notes collected for the pharmacy, newest first."""
+    payload: dict[str, Any] = {"tenant_id": tenant}
+    if account:
+        payload["account_id"] = account
+    data = _call(Api.SCRAPER_INVOICES_LIST, payload, as_json, nats_url)
+    emit(data, as_json, lambda d: table(d["invoices"], [
+        ("id", "id"), ("number", "number"), ("issue_date", "date"), ("amount", "amount"),
+        ("currency", ""), ("kind", "kind"), ("account_id", "account")],
+        title=f"{len(d['invoices'])} documents"))
+
+
+@invoices_app.command("download")
+def invoices_download(
+    tenant: TenantOpt, invoice_id: str,
+    out: Annotated[Path, typer.Option("-o", "--output", help="File to write the PDF to.")],
+    as_json: JsonOpt = False, nats_url: NatsOpt = DEFAULT_NATS,
+) -> None:
+    """Write an invoice's PDF to a file."""
+
+    async def work(c: ApiClient) -> dict[str, Any]:
+        meta = await c.call(Api.SCRAPER_INVOICE_GET, {"tenant_id": tenant, "invoice_id": invoice_id})
+        store = await c.nc.jetstream().object_store(INVOICE_BUCKET)
+        result = await store.get(meta["object_key"])
+        data = result.data or b""
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".part")
+        tmp.write_bytes(data)
+        os.replace(tmp, out)
+        return {"id": meta["id"], "number": meta["number"], "path": str(out), "size": len(data),
+                "sha256": meta["sha256"]}
+
+    data = _run(as_json, nats_url, work)
+    emit(data, as_json, lambda d: console.print(f"{d['number']} → {d['path']} ({d['size']} bytes)"))
+
+
+# --- requests --------------------------------------------------------------------------------
+
+REQUEST_COLUMNS = [("id", "id"), ("supplier", "supplier"), ("status", "status"), ("votes", "votes"),
+                   ("collector_id", "collector"), ("reason", "reason")]
+
+
+@requests_app.command("add")
+def requests_add(
+    tenant: TenantOpt, supplier: Annotated[str, typer.Option(help="Supplier name.")],
+    url: Annotated[str | None, typer.Option("--url", help="Supplier portal URL.")] = None,
+    comment: Annotated[str | None, typer.Option(help="Anything the team should know.")] = None,
+    lang: LangOpt = "fr", as_json: JsonOpt = False, nats_url: NatsOpt = DEFAULT_NATS,
+) -> None:
+    """Ask for a collector for a supplier that is not in the catalog."""
+    payload = {"tenant_id": tenant, "supplier": supplier, "portal_url": url, "comment": comment, "lang": lang}
+    data = _call(Api.REQUESTS_CREATE, payload, as_json, nats_url)
+    emit(data, as_json, lambda d: record(d, [k for k, _ in REQUEST_COLUMNS] + ["requesters"]))
+
+
+@requests_app.command("list")
+def requests_list(
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="Only this pharmacy's.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only requests in this status.")] = None,
+    as_json: JsonOpt = False, nats_url: NatsOpt = DEFAULT_NATS,
+) -> None:
+    """Requests, most asked for first."""
+    payload = {k: v for k, v in {"tenant_id": tenant, "status": status}.items() if v}
+    data = _call(Api.REQUESTS_LIST, payload, as_json, nats_url)
+    emit(data, as_json, lambda d: table(d["requests"], REQUEST_COLUMNS))
+
+
+@requests_app.command("set-status")
+def requests_set_status(
+    request_id: str, status: str,
+    collector: Annotated[str | None, typer.Option(help="Collector id (status available).")] = None,
+    reason: Annotated[str | None, typer.Option(help="Why (status rejected).")] = None,
+    as_json: JsonOpt = False, nats_url: NatsOpt = DEFAULT_NATS,
+) -> None:
+    """Move a request to in_progress, rejected or available."""
+    payload = {"request_id": request_id, "status": status, "collector_id": collector, "reason": reason}
+    data = _call(Api.REQUESTS_SET_STATUS, payload, as_json, nats_url)
+    emit(data, as_json, lambda d: record(d, [k for k, _ in REQUEST_COLUMNS] + ["requesters"]))
+
+
+# --- notifications ---------------------------------------------------------------------------
+
+
+@notifications_app.command("prefs")
+def notifications_prefs(
+    tenant: TenantOpt,
+    email: Annotated[list[str] | None, typer.Option("--email", help="Address to alert (repeatable).")] = None,
+    webhook: Annotated[str | None, typer.Option(help="URL to POST signed alerts to.")] = None,
+    language: Annotated[str | None, typer.Option("--lang", help="Language of alerts: fr or en.")] = None,
+    as_json: JsonOpt = False, nats_url: NatsOpt = DEFAULT_NATS,
+) -> None:
+    """Show, or change with options, how the pharmacy is alerted."""
+    if email is None and webhook is None and language is None:
+        data = _call(Api.NOTIFIER_PREFS_GET, {"tenant_id": tenant}, as_json, nats_url)
+    else:
+        payload: dict[str, Any] = {"tenant_id": tenant, "emails": email, "webhook_url": webhook,
+                                   "language": language}
+        if language in ("fr", "en"):
+            payload["lang"] = language
+        data = _call(Api.NOTIFIER_PREFS_SET, payload, as_json, nats_url)
+    emit(data, as_json, lambda d: record(d, ["tenant_id", "emails", "webhook_url", "language"]))
+
+
+@notifications_app.command("list")
+def notifications_list(tenant: TenantOpt, as_json: JsonOpt = False, nats_url: NatsOpt = DEFAULT_NATS) -> None:
+    """What was sent to the pharmacy, when, on which channel, and whether it was delivered."""
+    data = _call(Api.NOTIFIER_HISTORY, {"tenant_id": tenant}, as_json, nats_url)
+    emit(data, as_json, lambda d: table(d["notifications"], [
+        ("created_at", "when"), ("kind", "kind"), ("channel", "channel"), ("subject", "subject"),
+        ("delivered", "delivered"), ("error", "error")]))
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        raise SystemExit(130) from None
+
+
+__all__ = ["app", "main", "output"]

@@ -1,0 +1,198 @@
+"""``collectors up``: an embedded nats-server (unless NATS_URL is set), MongoDB or its in-memory
+stand-in, the five services in one process and, with ``--demo``, the sandbox portals and a demo
+pharmacy (§9)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sandbox.portal import SandboxPortal, start_portal
+from services.accounts.crypto import Keyring, ensure_key_file
+from shared.client import ApiClient
+from shared.errors import RemoteApiError
+from shared.natsserver import NatsServer, port_open, wait_jetstream_ready
+from shared.runtime import ServiceRuntime
+from shared.settings import (
+    AccountsSettings,
+    SchedulerSettings,
+    ScraperSettings,
+    Settings,
+)
+from shared.subjects import SERVICES, Api, health
+
+DEMO_TENANT = "demo"
+# (collector, login, password): the sandbox accepts any login with the password "demo".
+DEMO_ACCOUNTS = [
+    ("sandbox-classic", "pharmacie-centrale", "demo"),
+    ("sandbox-classic", "pharmacie-du-marche", "demo"),
+]
+DEFAULT_SANDBOX_PORT = 8765
+
+Say = Callable[[str], None]
+
+
+class PlatformError(RuntimeError):
+    pass
+
+
+@dataclass
+class PlatformOptions:
+    data_dir: Path
+    demo: bool = False
+    nats_port: int = 4222
+    sandbox_port: int = DEFAULT_SANDBOX_PORT
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+@dataclass
+class Platform:
+    options: PlatformOptions
+    say: Say
+    nats: NatsServer | None = None
+    nats_url: str = ""
+    portal: SandboxPortal | None = None
+    runtimes: list[ServiceRuntime] = field(default_factory=list)
+    in_memory_db: bool = False
+
+    async def start(self) -> None:
+        opts = self.options
+        opts.data_dir.mkdir(parents=True, exist_ok=True)
+        mongodb_url = opts.env.get("MONGODB_URL") or opts.env.get("COLLECTORS_MONGODB_URL")
+        self.in_memory_db = not mongodb_url
+        if self.in_memory_db:
+            self.say("[bold yellow]MongoDB: none configured (MONGODB_URL unset): using the IN-MEMORY "
+                     "stand-in. Accounts and invoices are lost when this process stops.[/]")
+        else:
+            self.say(f"MongoDB: {_redact_url(mongodb_url or '')}")
+        self.nats_url = opts.env.get("NATS_URL") or opts.env.get("COLLECTORS_NATS_URL") or ""
+        if self.nats_url:
+            self.say(f"NATS: {self.nats_url} (external)")
+        else:
+            await self._start_embedded_nats()
+        await wait_jetstream_ready(self.nats_url)
+
+        key_settings = self._key_settings()
+        if opts.demo:
+            port = opts.sandbox_port if not port_open(opts.sandbox_port) else 0
+            self.portal = await start_portal(port=port)
+            self.say(f"Sandbox portals: {self.portal.url}/ (any login, password [bold]demo[/])")
+        self.runtimes = self._build(mongodb_url, key_settings)
+        for rt in self.runtimes:
+            await rt.start()
+        self.say(f"Services up: {', '.join(rt.name for rt in self.runtimes)} — NATS {self.nats_url}")
+
+    async def _start_embedded_nats(self) -> None:
+        store = self.options.data_dir / "nats"
+        if self.in_memory_db and store.exists():
+            # JetStream state (jobs, events, invoice files) must not outlive the database that
+            # indexes it: with the in-memory stand-in both start empty, every time.
+            shutil.rmtree(store)
+        if port_open(self.options.nats_port):
+            raise PlatformError(
+                f"port {self.options.nats_port} is busy: another `collectors up` or nats-server runs "
+                "there. Stop it, pass --nats-port, or set NATS_URL to use that server."
+            )
+        self.nats = NatsServer(store_dir=store, port=self.options.nats_port,
+                               log_file=self.options.data_dir / "nats-server.log")
+        self.nats.start()
+        self.nats_url = self.nats.url
+        state = "reset (in-memory database)" if self.in_memory_db else "kept"
+        self.say(f"NATS: embedded nats-server with JetStream on {self.nats_url}, store {store} ({state})")
+
+    def _key_settings(self) -> dict[str, object]:
+        env = self.options.env
+        if env.get("COLLECTORS_CREDENTIAL_KEYS") or env.get("COLLECTORS_CREDENTIAL_KEYS_FILE"):
+            return {}
+        path = self.options.data_dir / "credential-keys"
+        if ensure_key_file(path):
+            self.say(f"Credential key: generated {path} (keep it secret; back it up with the database)")
+        else:
+            self.say(f"Credential key: {path}")
+        return {"credential_keys_file": path}
+
+    def _build(self, mongodb_url: str | None, key_settings: dict[str, object]) -> list[ServiceRuntime]:
+        # Imported here: building the platform must not import every service's dependencies early.
+        from services.accounts.app import build as build_accounts
+        from services.notifier.app import build as build_notifier
+        from services.requests.app import build as build_requests
+        from services.scheduler.app import build as build_scheduler
+        from services.scraper.app import build as build_scraper
+
+        common = {"nats_url": self.nats_url, "mongodb_url": mongodb_url,
+                  "data_dir": self.options.data_dir}
+        accounts_settings = AccountsSettings(**common, **key_settings)  # type: ignore[arg-type]
+        keyring = Keyring.load(accounts_settings.credential_keys, accounts_settings.credential_keys_file)
+        return [
+            build_accounts(accounts_settings, keyring=keyring),
+            build_scheduler(SchedulerSettings(**common)),  # type: ignore[arg-type]
+            build_scraper(ScraperSettings(**common, sandbox_url=self.portal.url if self.portal else None)),  # type: ignore[arg-type]
+            build_notifier(Settings(**common)),  # type: ignore[arg-type]
+            build_requests(Settings(**common)),  # type: ignore[arg-type]
+        ]
+
+    async def stop(self) -> None:
+        for rt in reversed(self.runtimes):
+            try:
+                await rt.stop()
+            except Exception as exc:  # keep stopping the others
+                self.say(f"[red]error while stopping {rt.name}: {exc}[/]")
+        self.runtimes.clear()
+        if self.portal:
+            await self.portal.close()
+            self.portal = None
+        if self.nats:
+            self.nats.stop()
+            self.nats = None
+
+
+async def wait_healthy(client: ApiClient, timeout: float) -> list[str]:
+    """Wait until every service answers its health subject; return those still silent."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    missing = list(SERVICES)
+    while True:
+        still = []
+        for name in missing:
+            try:
+                await client.call(health(name), timeout=1.0)
+            except RemoteApiError:
+                still.append(name)
+        missing = still
+        if not missing or asyncio.get_running_loop().time() >= deadline:
+            return missing
+        await asyncio.sleep(0.2)
+
+
+async def seed_demo(client: ApiClient, say: Say, timeout: float = 30.0) -> list[str]:
+    """Create the demo pharmacy's accounts (once: a persistent database keeps them)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    wanted = {cid for cid, _, _ in DEMO_ACCOUNTS}
+    while True:  # the catalog is a projection of the scraper's announcements: wait for it
+        catalog = await client.call(Api.ACCOUNTS_CATALOG, {"tenant_id": DEMO_TENANT})
+        if wanted <= {c["id"] for c in catalog["collectors"]}:
+            break
+        if asyncio.get_running_loop().time() >= deadline:
+            raise PlatformError("the sandbox collectors never reached the catalog")
+        await asyncio.sleep(0.1)
+    existing = await client.call(Api.ACCOUNTS_LIST, {"tenant_id": DEMO_TENANT})
+    have = {(a["collector_id"], a["login"]) for a in existing["accounts"]}
+    ids = [a["id"] for a in existing["accounts"]]
+    for collector_id, login, password in DEMO_ACCOUNTS:
+        if (collector_id, login) in have:
+            continue
+        created = await client.call(Api.ACCOUNTS_CREATE, {
+            "tenant_id": DEMO_TENANT, "collector_id": collector_id, "login": login, "password": password})
+        ids.append(created["id"])
+        say(f"Demo account added: {collector_id} / {login}")
+    return ids
+
+
+def _redact_url(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url

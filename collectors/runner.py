@@ -1,0 +1,127 @@
+"""``collectors up`` and ``collectors demo``: start the platform, show it live, stop it cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from collectors.feed import follow
+from collectors.output import console, err_console
+from collectors.platform import DEMO_TENANT, Platform, PlatformError, PlatformOptions, seed_demo, wait_healthy
+from shared.client import ApiClient
+from shared.errors import RemoteApiError
+from shared.logging import configure_logging
+from shared.natsserver import NatsServerError
+from shared.subjects import Api
+
+FINISHED = {"ok", "action_required", "retrying", "maintenance"}
+
+
+def _say_to(out: Any) -> Any:
+    def say(line: str) -> None:
+        out.print(f"[dim]{datetime.now():%H:%M:%S}[/] {line}", highlight=False)
+
+    return say
+
+
+def _open_log(data_dir: Path, verbose: bool) -> TextIO:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_file = (data_dir / "collectors.log").open("a", encoding="utf-8")
+    configure_logging("INFO", json=True, stream=sys.stderr if verbose else log_file)
+    return log_file
+
+
+async def run_up(data_dir: Path, *, demo: bool, nats_port: int, verbose: bool) -> int:
+    log_file = _open_log(data_dir, verbose)
+    say = _say_to(console)
+    platform = Platform(PlatformOptions(data_dir=data_dir, demo=demo, nats_port=nats_port), say)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    client: ApiClient | None = None
+    try:
+        await platform.start()
+        client = await ApiClient.connect(platform.nats_url, name="collectors-up")
+        await follow(client.nc, say)
+        if demo:
+            await seed_demo(client, say)
+        say(f"Ready. In another terminal: [bold]collectors accounts list --tenant {DEMO_TENANT}[/]  "
+            f"(logs: {data_dir / 'collectors.log'}; Ctrl-C to stop)")
+        await stop.wait()
+        say("Stopping…")
+        return 0
+    except (PlatformError, NatsServerError, RemoteApiError) as exc:
+        err_console.print(f"[red]collectors up failed:[/] {exc}")
+        return 1
+    finally:
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.close()
+        await platform.stop()
+        log_file.close()
+        say("Stopped.")
+
+
+async def run_demo(data_dir: Path, *, as_json: bool, timeout: float, nats_port: int) -> int:
+    log_file = _open_log(data_dir, verbose=False)
+    say = _say_to(err_console)
+    platform = Platform(PlatformOptions(data_dir=data_dir, demo=True, nats_port=nats_port), say)
+    started = time.monotonic()
+    client: ApiClient | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            await platform.start()
+            client = await ApiClient.connect(platform.nats_url, name="collectors-demo")
+            missing = await wait_healthy(client, 30)
+            if missing:
+                raise PlatformError(f"services not answering: {', '.join(missing)}")
+            ids = await seed_demo(client, say)
+            accounts = await _wait_first_round(client, set(ids), say, as_json)
+            invoices = await client.call(Api.SCRAPER_INVOICES_LIST, {"tenant_id": DEMO_TENANT,
+                                                                      "limit": 10000})
+    except TimeoutError:
+        err_console.print(f"[red]demo did not finish within {timeout:.0f} s[/]")
+        return 1
+    except (PlatformError, NatsServerError, RemoteApiError) as exc:
+        err_console.print(f"[red]demo failed:[/] {exc}")
+        return 1
+    finally:
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.close()
+        await platform.stop()
+        log_file.close()
+    elapsed = time.monotonic() - started
+    count = len(invoices["invoices"])
+    if as_json:
+        sys.stdout.write(json.dumps({"accounts": accounts, "invoices": count,
+                                     "elapsed_s": round(elapsed, 2)}, ensure_ascii=False) + "\n")
+    else:
+        for a in accounts:
+            console.print(f"{a['collector_id']:<20} {a['login']:<24} {a['status']:<16} "
+                          f"{a['invoice_count']:>4} invoices  {a['message']}")
+        console.print(f"{count} invoices collected for tenant '{DEMO_TENANT}' in {elapsed:.1f} s")
+    return 0 if accounts and all(a["status"] == "ok" for a in accounts) else 1
+
+
+async def _wait_first_round(client: ApiClient, ids: set[str], say: Any, quiet: bool) -> list[dict[str, Any]]:
+    last = ""
+    while True:
+        listing = await client.call(Api.ACCOUNTS_LIST, {"tenant_id": DEMO_TENANT})
+        accounts = [a for a in listing["accounts"] if a["id"] in ids]
+        done = [a for a in accounts if a["status"] in FINISHED and a.get("last_attempt_at")]
+        progress = f"first collection: {len(done)}/{len(ids)} accounts done"
+        if progress != last:
+            say(progress)
+            last = progress
+        if len(done) == len(ids):
+            return accounts
+        await asyncio.sleep(0.2)
