@@ -122,8 +122,11 @@ def health(
                 fail(exc, as_json)
             time.sleep(0.5)
     data = {"services": {s: ("down" if s in missing else "ok") for s in SERVICES}, "healthy": not missing}
-    emit(data, as_json, lambda d: [console.print(f"{s}: {'[green]ok' if v == 'ok' else '[red]down'}[/]")
-                                   for s, v in d["services"].items()])
+    def human(d: dict[str, Any]) -> None:
+        for service, state in d["services"].items():
+            console.print(f"{service}: {'[green]ok' if state == 'ok' else '[red]down'}[/]")
+
+    emit(data, as_json, human)
     raise typer.Exit(0 if not missing else 1)
 
 

@@ -151,7 +151,7 @@ class PrefsUpdate(TenantRequest):
 
 class Prefs(Contract):
     tenant_id: str
-    emails: list[str] = []
+    emails: list[str] = Field(default_factory=list)
     webhook_url: str | None = None
     language: Lang = "fr"
 

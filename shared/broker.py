@@ -30,7 +30,7 @@ def make_broker(nats_url: str, client_name: str) -> NatsBroker:
         nats_url,
         name=client_name,
         max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
+        reconnect_time_wait=1,
         connect_timeout=5,
         logger=logging.getLogger(f"faststream.{client_name}"),
         graceful_timeout=15.0,
@@ -154,7 +154,7 @@ def consume(
     """A durable pull consumer ``<service>-<purpose>`` on an owner's stream, acked by hand."""
     broker.subscriber(
         subject,
-        stream=JStream(STREAMS[owner].name, declare=False),
+        stream=JStream(str(STREAMS[owner].name), declare=False),
         durable=durable,
         pull_sub=PullSub(batch_size=batch_size, timeout=1.0),
         ack_policy=AckPolicy.MANUAL,

@@ -90,4 +90,4 @@ def configure_logging(level: str = "INFO", *, json: bool = True, stream: TextIO 
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    return structlog.stdlib.get_logger(name)  # type: ignore[no-any-return]
+    return structlog.stdlib.get_logger(name)

@@ -89,7 +89,7 @@ class NatsServer:
                 f"port {self.port} is already in use: stop what runs there or set NATS_URL to use it"
             )
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        log = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         self.process = subprocess.Popen(self.command(), stdout=log, stderr=log)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -150,7 +150,7 @@ async def wait_jetstream_ready(url: str, timeout: float = 20.0) -> None:
                 return
             finally:
                 await nc.close()
-        except (NatsError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, NatsError, OSError) as exc:
             last = exc
             await asyncio.sleep(0.2)
     raise NatsServerError(f"JetStream not ready at {url}: {last}")

@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 from faststream import FastStream
 from faststream.nats import NatsBroker
+from faststream.specification import AsyncAPI
 
 from shared import subjects
 from shared.api import HealthReply
@@ -26,7 +27,8 @@ log = get_logger("collectors.runtime")
 
 
 def _name(func: Callable[..., Any]) -> str:
-    return getattr(func, "__name__", None) or getattr(getattr(func, "func", None), "__name__", "task")
+    name = getattr(func, "__name__", None) or getattr(getattr(func, "func", None), "__name__", "task")
+    return str(name)
 
 
 @dataclass
@@ -53,7 +55,7 @@ class ServiceRuntime:
 
     def asyncapi_app(self) -> FastStream:
         """The FastStream application, for ``faststream docs`` and AsyncAPI generation."""
-        return FastStream(self.broker, title=f"collectors {self.name}")
+        return FastStream(self.broker, specification=AsyncAPI(title=f"collectors {self.name}"))
 
     async def start(self, health_port: int = 0) -> None:
         await self.broker.connect()

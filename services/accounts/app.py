@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from services.accounts.crypto import Keyring
+from services.accounts.repository import AccountRepository, CatalogRepository
+from services.accounts.service import AccountsService
 from shared import api, events
 from shared.broker import api_handler, consume, event_handler, make_broker, serve_api
 from shared.mongo import make_mongo_client
@@ -9,10 +12,6 @@ from shared.outbox import OutboxRelay
 from shared.runtime import ServiceRuntime
 from shared.settings import AccountsSettings
 from shared.subjects import Api, Events
-
-from services.accounts.crypto import Keyring
-from services.accounts.repository import AccountRepository, CatalogRepository
-from services.accounts.service import AccountsService
 
 NAME = "accounts"
 

@@ -9,7 +9,7 @@ from services.accounts.crypto import Keyring, Sealed
 from services.accounts.messages import api_message, status_message
 from services.accounts.repository import AccountRepository, CatalogRepository, SlotTaken
 from shared import api
-from shared.errors import Conflict, DuplicateAccount, NotFound, TooManyAccounts, UnknownCollector
+from shared.errors import CollectionErrorCode, Conflict, DuplicateAccount, NotFound, TooManyAccounts, UnknownCollector
 from shared.events import (
     AccountCreated,
     AccountCredentialsUpdated,
@@ -37,7 +37,7 @@ def to_view(doc: dict[str, Any], lang: str, collector_name: str = "") -> api.Acc
     return api.AccountView(
         id=doc["_id"], tenant_id=doc["tenant_id"], collector_id=doc["collector_id"],
         collector_name=collector_name, slot=doc["slot"], login=doc.get("login", ""), status=status,
-        error_code=code, message=status_message(status, code and domain.CollectionErrorCode(code), lang),
+        error_code=code, message=status_message(status, code and CollectionErrorCode(code), lang),
         invoice_count=doc.get("invoice_count", 0), created_at=doc["created_at"],
         last_attempt_at=doc.get("last_attempt_at"), last_success_at=doc.get("last_success_at"),
         next_run_at=doc.get("next_run_at"), pause_reason=doc.get("pause_reason"),

@@ -1,6 +1,13 @@
 import pytest
 
-from services.accounts.crypto import DecryptionFailed, Keyring, KeyringError, Sealed, ensure_key_file, new_key_entry
+from services.accounts.crypto import (
+    DecryptionFailed,
+    Keyring,
+    KeyringError,
+    Sealed,
+    ensure_key_file,
+    new_key_entry,
+)
 
 
 def test_round_trip_binds_tenant_and_account() -> None:
