@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field
 
 from shared.errors import CollectionErrorCode
-from shared.events import ID_PATTERN, TENANT_PATTERN, AccountStatus, Contract
+from shared.events import ID_PATTERN, TENANT_PATTERN, AccountStatus, Contract, RequestStatus
 
 Lang = Literal["fr", "en"]
 Tenant = Field(pattern=TENANT_PATTERN, description="Pharmacy (tenant) id")
@@ -175,7 +175,6 @@ class NotificationListReply(Contract):
 
 # --- requests -------------------------------------------------------------------------------
 
-RequestStatus = Literal["submitted", "in_progress", "available", "rejected"]
 
 
 class CreateRequest(TenantRequest):

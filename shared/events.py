@@ -192,3 +192,63 @@ class CollectorAnnounced(Event):
 
     def msg_id(self) -> str:
         return f"collector:{self.collector_id}:{self.version}:{self.worker_id}"
+
+
+# --- notifier --------------------------------------------------------------------------------
+
+
+class NotificationSent(Event):
+    """The in-app channel: one notification for the web gateway to show to the pharmacy.
+
+    ``kind`` is a plain string (not a closed set) so new kinds stay an additive change.
+    """
+
+    tenant_id: str = Field(pattern=TENANT_PATTERN)
+    notification_id: str
+    kind: str
+    subject: str
+    body: str
+    language: Literal["fr", "en"] = "fr"
+    account_id: str | None = None
+    collector_id: str | None = None
+    error_code: CollectionErrorCode | None = None
+
+    def msg_id(self) -> str:
+        return f"notification:{self.tenant_id}:{self.notification_id}"
+
+
+# --- requests --------------------------------------------------------------------------------
+# A request gathers several pharmacies: its subjects carry no tenant token.
+
+RequestStatus = Literal["submitted", "in_progress", "available", "rejected"]
+
+
+class RequestEvent(Event):
+    request_id: str
+    supplier: str
+    portal_url: str | None = None
+
+
+class RequestCreated(RequestEvent):
+    tenant_id: str = Field(pattern=TENANT_PATTERN, description="The pharmacy that asked first")
+    supplier_key: str
+    portal_domain: str | None = None
+    comment: str | None = None
+
+    def msg_id(self) -> str:
+        return f"request-created:{self.request_id}"
+
+
+class RequestStatusChanged(RequestEvent):
+    """``status == "available"`` is the fulfilment: ``requesters`` lists every pharmacy to notify.
+    A request goes through each status at most once, so the status is part of its identity."""
+
+    status: RequestStatus
+    previous_status: RequestStatus
+    requesters: list[str]
+    votes: int
+    collector_id: str | None = None
+    reason: str | None = None
+
+    def msg_id(self) -> str:
+        return f"request-status:{self.request_id}:{self.status}"

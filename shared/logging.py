@@ -85,8 +85,12 @@ def configure_logging(level: str = "INFO", *, json: bool = True, stream: TextIO 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # FastStream logs every message received/processed at INFO: too chatty for the platform's log.
-    logging.getLogger("faststream").setLevel(max(logging.WARNING, root.level))
+    # FastStream installs its own stderr handler that would bypass redaction: route it through ours.
+    # It also logs every message received/processed at INFO: too chatty for the platform's log.
+    faststream_log = logging.getLogger("faststream")
+    faststream_log.handlers.clear()
+    faststream_log.propagate = True
+    faststream_log.setLevel(max(logging.WARNING, root.level))
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

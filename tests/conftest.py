@@ -10,9 +10,8 @@ from uuid import uuid4
 import pytest
 
 from services.accounts.crypto import Keyring, new_key_entry
-from shared.natsserver import NatsServer, wait_jetstream_ready
-
 from shared.mongo import MongoClientLike
+from shared.natsserver import NatsServer, wait_jetstream_ready
 from tests.storage import container_url, open_test_mongo, storage_kind
 
 

@@ -133,7 +133,9 @@ class AccountsService:
 
     async def _status_change(self, doc: dict[str, Any], status: AccountStatus,
                              code: str | None) -> AccountStatusChanged:
+        entry = await self.catalog.get(doc["collector_id"])
         return AccountStatusChanged(
+            collector_name=entry["name"] if entry else "",
             tenant_id=doc["tenant_id"], account_id=doc["_id"], collector_id=doc["collector_id"],
             credential_version=doc["credential_version"], status=status,
             previous_status=AccountStatus(doc["status"]), error_code=code, login=doc.get("login", ""),

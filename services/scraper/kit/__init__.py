@@ -1,6 +1,6 @@
 """The collector kit: what a collector plugin is made of and the typed errors it may raise."""
 
-from services.scraper.kit.collector import Collector, CollectContext
+from services.scraper.kit.collector import CollectContext, Collector
 from services.scraper.kit.errors import (
     AccountLocked,
     ActionRequiredOnSite,
@@ -13,8 +13,8 @@ from services.scraper.kit.errors import (
     SupplierUnavailable,
     TwoFactorRequired,
 )
-from services.scraper.kit.manifest import LoginKind, Manifest
 from services.scraper.kit.invoice import CollectedDocument, DocumentKind, InvoiceRef
+from services.scraper.kit.manifest import LoginKind, Manifest
 
 __all__ = [
     "AccountLocked",

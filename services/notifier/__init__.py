@@ -1,0 +1,1 @@
+"""Notifier service: notification preferences per tenant, the notification log, delivery (§2, §8)."""
