@@ -13,8 +13,9 @@ from rich.table import Table
 
 from shared.errors import RemoteApiError
 
-console = Console()
-err_console = Console(stderr=True)
+# Piped output is read by grep and people's scripts: never cut a table to 80 columns there.
+console = Console() if sys.stdout.isatty() else Console(width=400)
+err_console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=400)
 
 EXIT_API_ERROR = 1
 EXIT_UNAVAILABLE = 3

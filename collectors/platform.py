@@ -117,10 +117,9 @@ class Platform:
 
     def _build(self, mongodb_url: str | None, key_settings: dict[str, object]) -> list[ServiceRuntime]:
         # Imported here: building the platform must not import every service's dependencies early.
+        from services.accounts.app import build as build_accounts
         from services.notifier.app import build as build_notifier
         from services.requests.app import build as build_requests
-
-        from services.accounts.app import build as build_accounts
         from services.scheduler.app import build as build_scheduler
         from services.scraper.app import build as build_scraper
 

@@ -54,18 +54,20 @@ class Cli:
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, subprocess.Popen[str]]]:
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, subprocess.Popen[str], Path]]:
     data_dir = tmp_path_factory.mktemp("up")
     port = free_port()
-    proc = subprocess.Popen([COLLECTORS, "up", "--demo", "--data-dir", str(data_dir), "--nats-port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
+    console = data_dir / "console.txt"  # a file, not a pipe: a full pipe would block the platform
+    with console.open("w") as out:
+        proc = subprocess.Popen([COLLECTORS, "up", "--demo", "--data-dir", str(data_dir), "--nats-port", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT, text=True, env=_env())
     cli = Cli(f"nats://127.0.0.1:{port}")
     try:
         deadline = time.monotonic() + 60
         while cli.run("health", "--wait", "5", check=False).returncode != 0:
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            assert proc.poll() is None, console.read_text()
             assert time.monotonic() < deadline, "platform never became healthy"
-        yield cli, proc
+        yield cli, proc, console
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
@@ -75,8 +77,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, su
                 proc.kill()
 
 
-def test_demo_accounts_collect_and_the_cli_sees_them(platform: tuple[Cli, subprocess.Popen[str]]) -> None:
-    cli, _ = platform
+def test_demo_accounts_collect_and_the_cli_sees_them(platform: tuple[Cli, subprocess.Popen[str], Path]) -> None:
+    cli, _, _ = platform
     health = cli.json("health")
     assert health["healthy"] and set(health["services"]) == {"accounts", "scheduler", "scraper", "notifier",
                                                              "requests"}
@@ -100,8 +102,8 @@ def test_demo_accounts_collect_and_the_cli_sees_them(platform: tuple[Cli, subpro
 
 
 def test_an_account_added_with_the_cli_gets_its_invoices_within_seconds(
-        platform: tuple[Cli, subprocess.Popen[str]], tmp_path: Path) -> None:
-    cli, _ = platform
+        platform: tuple[Cli, subprocess.Popen[str], Path], tmp_path: Path) -> None:
+    cli, _, _ = platform
     started = time.monotonic()
     created = cli.json("accounts", "add", "--tenant", "pharma-e2e", "--collector", "sandbox-classic",
                        "--login", "officine-e2e", "--password-stdin", stdin="demo\n")
@@ -120,8 +122,8 @@ def test_an_account_added_with_the_cli_gets_its_invoices_within_seconds(
 
 
 def test_a_wrong_password_ends_in_action_required_with_a_french_message(
-        platform: tuple[Cli, subprocess.Popen[str]]) -> None:
-    cli, _ = platform
+        platform: tuple[Cli, subprocess.Popen[str], Path]) -> None:
+    cli, _, _ = platform
     created = cli.json("accounts", "add", "--tenant", "pharma-bad", "--collector", "sandbox-classic",
                        "--login", "officine-bad", "--password-stdin", stdin="wrong\n")
     acc = cli.wait_for("pharma-bad", created["id"], {"action_required", "ok", "retrying"})
@@ -140,8 +142,8 @@ def test_a_wrong_password_ends_in_action_required_with_a_french_message(
     assert json.loads(gone.stdout)["error"]["code"] == "not_found"
 
 
-def test_errors_are_printed_and_exit_non_zero(platform: tuple[Cli, subprocess.Popen[str]]) -> None:
-    cli, _ = platform
+def test_errors_are_printed_and_exit_non_zero(platform: tuple[Cli, subprocess.Popen[str], Path]) -> None:
+    cli, _, _ = platform
     proc = cli.run("accounts", "add", "--tenant", "demo", "--collector", "nope", "--login", "x",
                    "--password-stdin", "--json", stdin="pw\n", check=False)
     assert proc.returncode == 1
@@ -154,8 +156,8 @@ def test_errors_are_printed_and_exit_non_zero(platform: tuple[Cli, subprocess.Po
     assert down.returncode == 3 and json.loads(down.stdout)["error"]["code"] == "unavailable"
 
 
-def test_requests_and_notifications_answer(platform: tuple[Cli, subprocess.Popen[str]]) -> None:
-    cli, _ = platform
+def test_requests_and_notifications_answer(platform: tuple[Cli, subprocess.Popen[str], Path]) -> None:
+    cli, _, _ = platform
     first = cli.json("requests", "add", "--tenant", "t1", "--supplier", "Laboratoire Exemple",
                      "--url", "https://www.labo-exemple.fr/espace-client")
     second = cli.json("requests", "add", "--tenant", "t2", "--supplier", "laboratoire  exemple")
@@ -172,11 +174,11 @@ def test_requests_and_notifications_answer(platform: tuple[Cli, subprocess.Popen
     assert "notifications" in cli.json("notifications", "list", "--tenant", "t1")
 
 
-def test_ctrl_c_stops_everything_cleanly(platform: tuple[Cli, subprocess.Popen[str]]) -> None:
-    cli, proc = platform
+def test_ctrl_c_stops_everything_cleanly(platform: tuple[Cli, subprocess.Popen[str], Path]) -> None:
+    cli, proc, console = platform
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 0
-    output = proc.stdout.read() if proc.stdout else ""
+    output = console.read_text()
     assert "IN-MEMORY" in output or "MongoDB:" in output
     assert "Stopped." in output
     assert "Traceback" not in output

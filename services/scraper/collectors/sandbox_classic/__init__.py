@@ -1,0 +1,32 @@
+"""Collector for the sandbox's "classic" portal: login form, paginated table, one PDF per row."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from services.scraper.collectors.sandbox_classic import navigation
+from services.scraper.kit import CollectContext, CollectedDocument, Collector, Manifest
+
+MANIFEST = Manifest(
+    id="sandbox-classic",
+    name="Sandbox — portail classique",
+    supplier="Sandbox Répartition",
+    portal_url="http://127.0.0.1:8765/classic/",
+    login_kind="identifier",
+    frequency_hours=24,
+    max_sessions=8,
+)
+
+
+class SandboxClassicCollector:
+    def __init__(self) -> None:
+        self.manifest = MANIFEST
+
+    async def collect(self, ctx: CollectContext) -> AsyncIterator[CollectedDocument]:
+        async for document in navigation.collect(ctx):
+            yield document
+
+
+COLLECTOR: Collector = SandboxClassicCollector()
+
+__all__ = ["COLLECTOR", "MANIFEST", "SandboxClassicCollector"]
