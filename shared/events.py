@@ -194,6 +194,35 @@ class CollectorAnnounced(Event):
         return f"collector:{self.collector_id}:{self.version}:{self.worker_id}"
 
 
+# --- scheduler: supplier-wide incidents --------------------------------------------------------
+
+
+class AffectedAccount(Contract):
+    tenant_id: str
+    account_id: str
+
+
+class IncidentEvent(Event):
+    incident_id: str
+    collector_id: str
+    error_code: CollectionErrorCode
+    # Every (tenant, account) the incident holds in `maintenance`: the notifier tells each tenant
+    # once, not once per account.
+    affected: list[AffectedAccount] = Field(default_factory=list)
+
+
+class IncidentDeclared(IncidentEvent):
+    def msg_id(self) -> str:
+        return f"incident-declared:{self.incident_id}"
+
+
+class IncidentResolved(IncidentEvent):
+    reason: Literal["probe_succeeded", "collector_updated", "manual"] = "probe_succeeded"
+
+    def msg_id(self) -> str:
+        return f"incident-resolved:{self.incident_id}"
+
+
 # --- notifier --------------------------------------------------------------------------------
 
 

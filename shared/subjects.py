@@ -80,6 +80,10 @@ class Events:
     INVOICE_COLLECTED = EventSubject(_evt("scraper", "invoice_collected"))
     COLLECTOR_ANNOUNCED = EventSubject(_evt("scraper", "collector_announced"), tenant_scoped=False)
 
+    # A supplier-wide incident on one collector (§5 of issue "Scheduler"): not per tenant.
+    INCIDENT_DECLARED = EventSubject(_evt("scheduler", "incident_declared"), tenant_scoped=False)
+    INCIDENT_RESOLVED = EventSubject(_evt("scheduler", "incident_resolved"), tenant_scoped=False)
+
     NOTIFICATION_SENT = EventSubject(_evt("notifier", "notification_sent"))
 
     REQUEST_CREATED = EventSubject(_evt("requests", "created"), tenant_scoped=False)
