@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import time
@@ -139,6 +140,22 @@ async def _connect_and(nats_url: str, work: Callable[[ApiClient], Awaitable[T]])
         return await work(client)
     finally:
         await client.close()
+
+
+@app.command()
+def asyncapi(
+    out: Annotated[Path | None, typer.Option("-o", "--output", help="File to write (default: stdout).")] = None,
+) -> None:
+    """The platform's NATS contract as an AsyncAPI 3 document, generated from the code."""
+    from collectors.platform import build_runtimes_for_docs
+    from shared.asyncapi import build_document
+
+    text = json.dumps(build_document(build_runtimes_for_docs()), indent=2, ensure_ascii=False)
+    if out is None:
+        sys.stdout.write(text + "\n")
+    else:
+        out.write_text(text + "\n", encoding="utf-8")
+        err_console.print(f"AsyncAPI document written to {out}")
 
 
 @app.command()

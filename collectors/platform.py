@@ -150,6 +150,24 @@ class Platform:
             self.nats = None
 
 
+def build_runtimes_for_docs() -> list[ServiceRuntime]:
+    """The five services, built but never started: enough to describe their contract."""
+    from services.accounts.app import build as build_accounts
+    from services.accounts.crypto import new_key_entry
+    from services.notifier.app import build as build_notifier
+    from services.requests.app import build as build_requests
+    from services.scheduler.app import build as build_scheduler
+    from services.scraper.app import build as build_scraper
+
+    return [
+        build_accounts(AccountsSettings(), keyring=Keyring.parse(new_key_entry("docs"))),
+        build_scheduler(SchedulerSettings()),
+        build_scraper(ScraperSettings()),
+        build_notifier(Settings()),
+        build_requests(Settings()),
+    ]
+
+
 async def wait_healthy(client: ApiClient, timeout: float) -> list[str]:
     """Wait until every service answers its health subject; return those still silent."""
     deadline = asyncio.get_running_loop().time() + timeout
