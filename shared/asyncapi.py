@@ -36,12 +36,12 @@ def build_document(runtimes: list[ServiceRuntime], version: str = "1") -> dict[s
         doc = json.loads(AsyncAPI(rt.broker, title=f"collectors {rt.name}").to_specification().to_json())
         for key, channel in doc.get("channels", {}).items():
             address = channel.get("address", key)
-            model = API.get(address, (None, None))[0] or EVENT_MODELS.get(address)
+            payload: type[BaseModel] | None = API.get(address, (None, None))[0] or EVENT_MODELS.get(address)
             for message in channel.get("messages", {}).values():
                 ref = unquote(message.get("$ref", "").rsplit("/", 1)[-1])
                 target = doc["components"]["messages"].get(ref)
-                if target is not None and model is not None and "SubscribeMessage" in ref:
-                    target["payload"] = _schema(model, schemas)
+                if target is not None and payload is not None and "SubscribeMessage" in ref:
+                    target["payload"] = _schema(payload, schemas)
             reply = API.get(address, (None, None))[1]
             if reply is not None:
                 channel["description"] = f"Request/reply: answers {reply.__name__} or an ErrorReply."
