@@ -25,6 +25,8 @@ accounts_app = typer.Typer(help="Collector accounts of a pharmacy.", no_args_is_
 invoices_app = typer.Typer(help="Collected invoices.", no_args_is_help=True)
 requests_app = typer.Typer(help="Requests for new collectors.", no_args_is_help=True)
 notifications_app = typer.Typer(help="Notification preferences and history.", no_args_is_help=True)
+keys_app = typer.Typer(help="Credential encryption keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(invoices_app, name="invoices")
 app.add_typer(requests_app, name="requests")
@@ -369,6 +371,44 @@ def notifications_list(tenant: TenantOpt, as_json: JsonOpt = False, nats_url: Na
     emit(data, as_json, lambda d: table(d["notifications"], [
         ("created_at", "when"), ("kind", "kind"), ("channel", "channel"), ("subject", "subject"),
         ("delivered", "delivered"), ("error", "error")]))
+
+
+# --- keys ------------------------------------------------------------------------------------
+
+
+@keys_app.command("new")
+def keys_new(
+    file: Annotated[Path | None, typer.Option("--file", help="Key file to add the key to, first (it encrypts).")]
+    = None,
+) -> None:
+    """Make a new AES-256 key: printed, or put first in a key file so it encrypts from now on."""
+    from datetime import date
+
+    from services.accounts.crypto import new_key_entry
+
+    entry = new_key_entry(f"k{date.today():%Y%m%d}-{os.urandom(2).hex()}")
+    if file is None:
+        sys.stdout.write(entry + "\n")
+        return
+    lines = file.read_text().splitlines() if file.exists() else []
+    comments = [line for line in lines if line.lstrip().startswith("#")]
+    keys = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    tmp = file.with_name(file.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write("\n".join([*comments, entry, *keys]) + "\n")
+    os.replace(tmp, file)
+    err_console.print(f"Key {entry.split(':')[0]} added first to {file}; now run `collectors keys rotate`.")
+
+
+@keys_app.command("rotate")
+def keys_rotate(as_json: JsonOpt = False, nats_url: NatsOpt = DEFAULT_NATS) -> None:
+    """Re-encrypt every stored password under the newest key (the accounts service reloads its key
+    file first); afterwards older keys can be removed."""
+    data = _run(as_json, nats_url, lambda c: c.call(Api.ACCOUNTS_ROTATE_KEYS, {}, timeout=600))
+    emit(data, as_json, lambda d: console.print(
+        f"Re-encrypted {d['rotated']} credentials under key {d['key_id']} "
+        f"({d['already_current']} already were, {d['failed']} failed). Keys loaded: {', '.join(d['key_ids'])}."))
 
 
 def main() -> None:

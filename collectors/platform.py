@@ -126,9 +126,10 @@ class Platform:
         common = {"nats_url": self.nats_url, "mongodb_url": mongodb_url,
                   "data_dir": self.options.data_dir}
         accounts_settings = AccountsSettings(**common, **key_settings)  # type: ignore[arg-type]
-        keyring = Keyring.load(accounts_settings.credential_keys, accounts_settings.credential_keys_file)
+        # Fail early and clearly on a bad key configuration (the accounts service re-reads it on rotation).
+        Keyring.load(accounts_settings.credential_keys, accounts_settings.credential_keys_file)
         return [
-            build_accounts(accounts_settings, keyring=keyring),
+            build_accounts(accounts_settings),
             build_scheduler(SchedulerSettings(**common)),  # type: ignore[arg-type]
             build_scraper(ScraperSettings(**common, sandbox_url=self.portal.url if self.portal else None)),  # type: ignore[arg-type]
             build_notifier(Settings(**common)),  # type: ignore[arg-type]

@@ -96,6 +96,18 @@ class AccountListReply(Contract):
     accounts: list[AccountView]
 
 
+class RotateKeys(Contract):
+    """Re-encrypt every stored credential under the newest key (after reloading the key source)."""
+
+
+class RotateKeysReply(Contract):
+    key_id: str
+    rotated: int
+    already_current: int
+    failed: int
+    key_ids: list[str]
+
+
 class RevealCredentials(Contract):
     tenant_id: str = Tenant
     account_id: str = AnId
@@ -147,6 +159,8 @@ class PrefsUpdate(TenantRequest):
     emails: list[str] | None = None
     webhook_url: str | None = None
     language: Lang | None = None
+    # A new webhook signing secret replaces the old one at once (the old one stops verifying).
+    rotate_webhook_secret: bool = False
 
 
 class Prefs(Contract):
@@ -154,6 +168,11 @@ class Prefs(Contract):
     emails: list[str] = Field(default_factory=list)
     webhook_url: str | None = None
     language: Lang = "fr"
+    # Key of the HMAC-SHA256 signature of webhook calls; generated with the first webhook URL.
+    webhook_secret: str | None = Field(default=None, repr=False)
+
+
+DeliveryStatus = Literal["pending", "delivered", "failed"]
 
 
 class NotificationView(Contract):
@@ -167,6 +186,14 @@ class NotificationView(Contract):
     delivered: bool
     delivered_at: datetime | None = None
     error: str | None = None
+    # pending: still being retried; failed: retries exhausted (``error`` says why).
+    status: DeliveryStatus | None = None
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    recipient: str | None = None
+    account_id: str | None = None
+    collector_id: str | None = None
+    request_id: str | None = None
 
 
 class NotificationListReply(Contract):

@@ -167,7 +167,8 @@ def consume(
 
 
 def serve_api(broker: NatsBroker, subject: str, service: str,
-              handler: Callable[[NatsMessage], Awaitable[dict[str, Any]]]) -> None:
-    """Answer ``subject`` in the service's queue group: one replica replies per request."""
-    broker.subscriber(subject, queue=f"{service}-api", title=subject,
+              handler: Callable[[NatsMessage], Awaitable[dict[str, Any]]], *, max_workers: int = 16) -> None:
+    """Answer ``subject`` in the service's queue group: one replica replies per request, and each
+    replica handles several requests at once (one slow request must not stall the others)."""
+    broker.subscriber(subject, queue=f"{service}-api", title=subject, max_workers=max_workers,
                       description=handler.__doc__)(handler)

@@ -21,6 +21,7 @@ API: dict[str, tuple[type[BaseModel], type[BaseModel] | None]] = {
     Api.ACCOUNTS_RETRY: (api.AccountRef, api.AccountView),
     Api.ACCOUNTS_DELETE: (api.AccountRef, None),
     Api.ACCOUNTS_REVEAL_CREDENTIALS: (api.RevealCredentials, api.RevealedCredentials),
+    Api.ACCOUNTS_ROTATE_KEYS: (api.RotateKeys, api.RotateKeysReply),
     Api.SCRAPER_INVOICES_LIST: (api.ListInvoices, api.InvoiceListReply),
     Api.SCRAPER_INVOICE_GET: (api.InvoiceRef, api.InvoiceView),
     Api.NOTIFIER_PREFS_GET: (api.TenantRequest, api.Prefs),

@@ -241,6 +241,8 @@ class NotificationSent(Event):
     account_id: str | None = None
     collector_id: str | None = None
     error_code: CollectionErrorCode | None = None
+    request_id: str | None = None
+    incident_id: str | None = None
 
     def msg_id(self) -> str:
         return f"notification:{self.tenant_id}:{self.notification_id}"
@@ -278,6 +280,10 @@ class RequestStatusChanged(RequestEvent):
     votes: int
     collector_id: str | None = None
     reason: str | None = None
+    # What the catalog says of ``collector_id`` when known, so requesters are told how to activate it.
+    collector_name: str | None = None
+    collector_supplier: str | None = None
+    login_kind: Literal["email", "identifier"] | None = None
 
     def msg_id(self) -> str:
         return f"request-status:{self.request_id}:{self.status}"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -50,3 +51,34 @@ class AccountsSettings(Settings):
 
 class SchedulerSettings(Settings):
     tick_s: float = 1.0
+
+
+class NotifierSettings(Settings):
+    """Delivery of notifications: SMTP, webhooks, retries and the period of the time-based rules."""
+
+    # No host: email notifications are recorded as failed ("no SMTP server configured").
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    # "starttls" upgrades a plain connection (port 587), "tls" is implicit TLS (port 465).
+    smtp_security: Literal["none", "starttls", "tls"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_sender: str = "Collecteurs <notifications@collectors.invalid>"
+    smtp_validate_certs: bool = True
+    # One delivery attempt on any channel (SMTP dialogue, webhook POST, in-app publish).
+    delivery_timeout_s: float = Field(default=10.0, gt=0)
+    # Quick retries within one round (tenacity, exponential backoff)...
+    delivery_attempts: int = Field(default=3, ge=1, le=20)
+    delivery_backoff_s: float = Field(default=1.0, ge=0)
+    delivery_backoff_max_s: float = Field(default=30.0, ge=0)
+    # ...then further rounds, later, before the failure is final and recorded as such.
+    delivery_rounds: int = Field(default=8, ge=1, le=50)
+    delivery_round_delay_s: float = Field(default=60.0, ge=0)
+    delivery_round_delay_max_s: float = Field(default=3600.0, ge=0)
+    # How often pending deliveries are looked for (a new notification wakes the loop at once).
+    delivery_poll_s: float = Field(default=2.0, gt=0)
+    delivery_concurrency: int = Field(default=32, ge=1, le=1000)
+    # Period of the sweep behind the time-based rules (24 h transient failures, reminders).
+    sweep_s: float = Field(default=60.0, gt=0)
+    transient_alert_after_h: float = Field(default=24.0, gt=0)
+    reminder_days: list[float] = Field(default_factory=lambda: [3.0, 7.0])

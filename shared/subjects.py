@@ -35,6 +35,8 @@ class Api:
     ACCOUNTS_DELETE = api("accounts", "delete")
     # Reserved to the scraper by NATS permissions (deploy/nats): the only reply carrying a password.
     ACCOUNTS_REVEAL_CREDENTIALS = api("accounts", "reveal_credentials")
+    # Operators only: reload the keys and re-encrypt every credential under the newest one.
+    ACCOUNTS_ROTATE_KEYS = api("accounts", "rotate_keys")
 
     SCRAPER_INVOICES_LIST = api("scraper", "invoices_list")
     SCRAPER_INVOICE_GET = api("scraper", "invoice_get")

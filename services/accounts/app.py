@@ -22,8 +22,12 @@ def build(settings: AccountsSettings, *, keyring: Keyring | None = None) -> Serv
     accounts = AccountRepository(db)
     catalog = CatalogRepository(db)
     relay = OutboxRelay(accounts.accounts, broker)
-    keys = keyring or Keyring.load(settings.credential_keys, settings.credential_keys_file)
-    service = AccountsService(accounts, catalog, keys, relay)
+    def load_keys() -> Keyring:
+        return Keyring.load(settings.credential_keys, settings.credential_keys_file)
+
+    keys = keyring or load_keys()
+    # A keyring handed in by the caller (tests, `collectors up`) is kept; else the source is re-read.
+    service = AccountsService(accounts, catalog, keys, relay, reload_keys=None if keyring else load_keys)
 
     async def catalog_reply(_: api.TenantRequest) -> api.CatalogReply:
         """The collectors a pharmacy can activate."""
@@ -38,6 +42,7 @@ def build(settings: AccountsSettings, *, keyring: Keyring | None = None) -> Serv
         (Api.ACCOUNTS_RETRY, api.AccountRef, service.retry),
         (Api.ACCOUNTS_DELETE, api.AccountRef, service.delete),
         (Api.ACCOUNTS_REVEAL_CREDENTIALS, api.RevealCredentials, service.reveal),
+        (Api.ACCOUNTS_ROTATE_KEYS, api.RotateKeys, service.rotate_keys),
     ]
     for subject, model, func in routes:
         serve_api(broker, subject, NAME, api_handler(model, func, service=NAME))  # type: ignore[arg-type]

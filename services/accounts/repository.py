@@ -58,12 +58,27 @@ class AccountRepository:
         )
         return doc
 
-    async def list(self, tenant_id: str, collector_id: str | None = None) -> list[dict[str, Any]]:
+    async def list_live(self, tenant_id: str, collector_id: str | None = None) -> list[dict[str, Any]]:
         query: dict[str, Any] = {"tenant_id": tenant_id, **ACTIVE}
         if collector_id:
             query["collector_id"] = collector_id
         return [d async for d in self.accounts.find(query).sort([("created_at", ASCENDING),
                                                                  ("_id", ASCENDING)])]
+
+    async def with_secret_not_under(self, kid: str, batch: int) -> list[dict[str, Any]]:
+        cursor = self.accounts.find({"active": True, "secret.kid": {"$exists": True, "$ne": kid}},
+                                    {"tenant_id": 1, "secret": 1}).sort("_id", ASCENDING).limit(batch)
+        return [d async for d in cursor]
+
+    async def count_under(self, kid: str) -> int:
+        return int(await self.accounts.count_documents({"active": True, "secret.kid": kid}))
+
+    async def replace_secret(self, doc: dict[str, Any], secret: dict[str, str]) -> bool:
+        """Swap a ciphertext only if it is still the one we read (a concurrent update wins)."""
+        res = await self.accounts.update_one(
+            {"_id": doc["_id"], "tenant_id": doc["tenant_id"], "secret.nonce": doc["secret"]["nonce"]},
+            {"$set": {"secret": secret}})
+        return bool(res.modified_count)
 
     async def update(self, tenant_id: str, account_id: str, update: dict[str, Any],
                      *, extra_filter: dict[str, Any] | None = None) -> dict[str, Any] | None:

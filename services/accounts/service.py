@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from services.accounts import domain
-from services.accounts.crypto import Keyring, Sealed
+from services.accounts.crypto import DecryptionFailed, Keyring, Sealed
 from services.accounts.messages import api_message, status_message
 from services.accounts.repository import AccountRepository, CatalogRepository, SlotTaken
 from shared import api
@@ -46,11 +47,13 @@ def to_view(doc: dict[str, Any], lang: str, collector_name: str = "") -> api.Acc
 
 class AccountsService:
     def __init__(self, accounts: AccountRepository, catalog: CatalogRepository, keyring: Keyring,
-                 outbox: OutboxRelay) -> None:
+                 outbox: OutboxRelay, reload_keys: Callable[[], Keyring] | None = None) -> None:
         self.accounts = accounts
         self.catalog = catalog
         self.keyring = keyring
         self.outbox = outbox
+        # Re-reads the key source (a secret file can gain a key without a restart).
+        self.reload_keys = reload_keys
 
     async def _flush(self, tenant_id: str, account_id: str) -> None:
         """Publish what the last write queued; on failure the relay's sweep will."""
@@ -126,7 +129,7 @@ class AccountsService:
 
     async def list(self, req: api.ListAccounts) -> api.AccountListReply:
         names = {d["_id"]: d["name"] for d in await self.catalog.all()}
-        docs = await self.accounts.list(req.tenant_id, req.collector_id)
+        docs = await self.accounts.list_live(req.tenant_id, req.collector_id)
         return api.AccountListReply(
             accounts=[to_view(d, req.lang, names.get(d["collector_id"], "")) for d in docs]
         )
@@ -220,6 +223,37 @@ class AccountsService:
         password = self.keyring.open(Sealed.from_doc(doc["secret"]), req.tenant_id, req.account_id)
         return api.RevealedCredentials(login=doc["login"], password=password,
                                        credential_version=doc["credential_version"])
+
+    async def rotate_keys(self, _: api.RotateKeys) -> api.RotateKeysReply:
+        """Re-encrypt every live credential under the newest key; old keys can then be retired."""
+        if self.reload_keys is not None:
+            self.keyring = self.reload_keys()
+        ring = self.keyring
+        rotated = failed = 0
+        skipped: set[str] = set()
+        while True:
+            batch = [d for d in await self.accounts.with_secret_not_under(ring.current_kid, 200)
+                     if d["_id"] not in skipped]
+            if not batch:
+                break
+            for doc in batch:
+                try:
+                    plain = ring.open(Sealed.from_doc(doc["secret"]), doc["tenant_id"], doc["_id"])
+                except DecryptionFailed as exc:
+                    log.error("credential_not_rotated", account_id=doc["_id"], kid=doc["secret"]["kid"],
+                              error=str(exc))
+                    failed += 1
+                    skipped.add(doc["_id"])
+                    continue
+                sealed = ring.seal(plain, doc["tenant_id"], doc["_id"])
+                if await self.accounts.replace_secret(doc, sealed.to_doc()):
+                    rotated += 1
+                else:
+                    skipped.add(doc["_id"])  # updated meanwhile, so already under the newest key
+        log.info("credentials_rotated", key_id=ring.current_kid, rotated=rotated, failed=failed)
+        return api.RotateKeysReply(key_id=ring.current_kid, rotated=rotated, failed=failed,
+                                   already_current=await self.accounts.count_under(ring.current_kid) - rotated,
+                                   key_ids=ring.kids)
 
     # --- collection results ------------------------------------------------------------------
 
