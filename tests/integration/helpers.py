@@ -20,3 +20,26 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], *, timeout: float
             return last
         await asyncio.sleep(every)
     raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
+
+
+class LoopThread:
+    """An event loop in a thread, for sync tests (hypothesis) that drive async services."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Awaitable[T], timeout: float = 30.0) -> T:
+        return asyncio.run_coroutine_threadsafe(_as_coroutine(coro), self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
+async def _as_coroutine(awaitable: Awaitable[T]) -> T:
+    return await awaitable
