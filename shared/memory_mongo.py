@@ -21,7 +21,7 @@ Faithfulness notes:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Hashable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar, overload
@@ -99,6 +99,29 @@ def _ensure_uniques(self: Any, new_data: Mapping[str, Any]) -> None:
 
 
 _MockCollection._ensure_uniques = _ensure_uniques  # type: ignore[method-assign]
+
+_scan_documents = _MockCollection._iter_documents
+
+
+def _iter_documents(self: Any, filter: Any) -> Any:
+    """mongomock-ng scans every document for every query; like MongoDB's ``_id`` index, an exact
+    ``_id`` (or ``_id: {$in: [...]}``) looks documents up directly, so lookups by id stay O(1)."""
+    wanted = filter.get("_id") if isinstance(filter, Mapping) else None
+    if isinstance(wanted, Mapping) and set(wanted) == {"$in"} and isinstance(wanted["$in"], list | tuple):
+        ids = [i for i in wanted["$in"] if isinstance(i, Hashable) and not isinstance(i, Mapping)]
+        if len(ids) == len(wanted["$in"]):
+            return _lookup(self, filter, ids)
+    elif wanted is not None and isinstance(wanted, Hashable) and not isinstance(wanted, Mapping | list):
+        return _lookup(self, filter, [wanted])
+    return _scan_documents(self, filter)  # type: ignore[no-untyped-call]
+
+
+def _lookup(self: Any, filter: Mapping[str, Any], ids: list[Any]) -> Any:
+    found = [self._store[i] for i in dict.fromkeys(ids) if i in self._store]
+    return (doc for doc in found if _filter_applies(filter, doc))
+
+
+_MockCollection._iter_documents = _iter_documents  # type: ignore[method-assign]
 
 
 class _Wrapper:

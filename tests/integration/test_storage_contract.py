@@ -590,3 +590,16 @@ async def test_transaction_commits(mongo_client: MongoClientLike, coll: Any) -> 
         assert not s.in_transaction
     assert await _ids(coll.find().sort("_id")) == [0, 1]
     assert await coll.find_one({"_id": 0}) == {"_id": 0, "x": 1}
+
+
+async def test_lookups_by_id_still_apply_the_rest_of_the_filter(mongo_client: MongoClientLike) -> None:
+    coll = mongo_client[f"contract_{uuid.uuid4().hex[:8]}"]["by_id"]
+    await coll.insert_many([{"_id": "a", "n": 1}, {"_id": "b", "n": 2}, {"_id": 3, "n": 3}])
+    assert await coll.find_one({"_id": "a", "n": 2}) is None
+    assert (await coll.find_one({"_id": "b", "n": 2}) or {}).get("n") == 2
+    assert await coll.find_one({"_id": "missing"}) is None
+    got = await coll.find({"_id": {"$in": ["a", 3, "missing", "a"]}}).sort("n", 1).to_list()
+    assert [d["_id"] for d in got] == ["a", 3]
+    assert await coll.count_documents({"_id": {"$in": ["a", "b"]}, "n": {"$gt": 1}}) == 1
+    res = await coll.update_one({"_id": "b", "n": 1}, {"$set": {"n": 9}})
+    assert res.matched_count == 0
