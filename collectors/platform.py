@@ -71,7 +71,7 @@ class Platform:
             self.say(f"MongoDB: {_redact_url(mongodb_url or '')}")
         self.nats_url = opts.env.get("NATS_URL") or opts.env.get("COLLECTORS_NATS_URL") or ""
         if self.nats_url:
-            self.say(f"NATS: {self.nats_url} (external)")
+            self.say(f"NATS: {_redact_url(self.nats_url)} (external)")
         else:
             await self._start_embedded_nats()
         await wait_jetstream_ready(self.nats_url)

@@ -48,6 +48,7 @@ PUBLISHES: dict[str, list[tuple[str, type[BaseModel]]]] = {
     ],
     "scheduler": [
         (COLLECT_JOBS_PATTERN, events.CollectJob),
+        _p(Events.SCHEDULE_CHANGED, events.ScheduleChanged),
         _p(Events.INCIDENT_DECLARED, events.IncidentDeclared),
         _p(Events.INCIDENT_RESOLVED, events.IncidentResolved),
     ],

@@ -132,6 +132,8 @@ class CollectionEvent(Event):
     job_id: str
     credential_version: int
     started_at: datetime
+    # The scraper worker that ran the attempt (operators follow a redelivered job with it).
+    worker_id: str = ""
 
 
 class CollectionStarted(CollectionEvent):
@@ -189,9 +191,29 @@ class CollectorAnnounced(Event):
     max_sessions: int
     version: str
     worker_id: str = ""
+    # Local (Europe/Paris) hours the portal may be visited, "HH:MM-HH:MM"; None: any time.
+    run_window: str | None = None
 
     def msg_id(self) -> str:
         return f"collector:{self.collector_id}:{self.version}:{self.worker_id}"
+
+
+# --- scheduler --------------------------------------------------------------------------------
+
+
+class ScheduleChanged(Event):
+    """When an account runs next and why it does not (the status page shows both, §4)."""
+
+    tenant_id: str = Field(pattern=TENANT_PATTERN)
+    account_id: str
+    collector_id: str
+    next_run_at: datetime | None
+    # An error code the user must act on, "incident" (supplier-wide), or None.
+    pause_reason: str | None = None
+    changed_at: datetime = Field(default_factory=utcnow)
+
+    def msg_id(self) -> str:
+        return f"schedule:{self.tenant_id}:{self.account_id}:{self.event_id}"
 
 
 # --- scheduler: supplier-wide incidents --------------------------------------------------------

@@ -44,18 +44,23 @@ class OutboxRelay:
         )
 
     async def flush(self, doc_filter: dict[str, Any]) -> int:
-        """Publish the pending events of the matching documents; return how many went out."""
-        sent = 0
+        """Publish the pending events of the matching documents; return how many went out.
+
+        Entries go out concurrently (JetStream acks are awaited together), then leave the outbox in
+        one write; if that write is lost, the next sweep republishes and JetStream drops the copies.
+        """
         async with self._lock:
-            async for doc in self.collection.find({**doc_filter, "outbox.0": {"$exists": True}},
-                                                  {"outbox": 1}):
-                for entry in doc["outbox"]:
-                    await self._publish(entry)
-                    await self.collection.update_one(
-                        {"_id": doc["_id"]}, {"$pull": {"outbox": {"msg_id": entry["msg_id"]}}}
-                    )
-                    sent += 1
-        return sent
+            docs = await self.collection.find({**doc_filter, "outbox.0": {"$exists": True}},
+                                              {"outbox": 1}).to_list()
+            entries = [entry for doc in docs for entry in doc["outbox"]]
+            if not entries:
+                return 0
+            await asyncio.gather(*(self._publish(entry) for entry in entries))
+            await self.collection.update_many(
+                {"_id": {"$in": [doc["_id"] for doc in docs]}},
+                {"$pull": {"outbox": {"msg_id": {"$in": [entry["msg_id"] for entry in entries]}}}},
+            )
+        return len(entries)
 
     async def run(self) -> None:
         """Sweep forever: what a crash left behind goes out shortly after restart."""

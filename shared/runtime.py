@@ -43,6 +43,8 @@ class ServiceRuntime:
     after_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     instance: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    # What a composition root exposes for tests and benchmarks (e.g. the use-case object).
+    extras: dict[str, Any] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _health_runner: web.AppRunner | None = None
 

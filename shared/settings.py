@@ -41,6 +41,15 @@ class ScraperSettings(Settings):
     job_timeout_s: float = 300.0
     # In-progress ack period: well below the consumer's ack wait.
     heartbeat_s: float = 10.0
+    # How long a job stays ours without an ack or an in-progress ack before JetStream hands it to
+    # another worker (a worker that died mid-job is noticed after this).
+    ack_wait_s: float = 60.0
+    # Deliveries of one job before it is kept aside as a dead letter instead of retried again.
+    max_deliver: int = Field(default=10, ge=2)
+    # Delay before a job whose run failed on our side (NATS, database, accounts API) comes back.
+    retry_delay_s: float = 5.0
+    # Default wait of each browser action (find an element, load a page) in a collection.
+    page_timeout_s: float = 15.0
 
 
 class AccountsSettings(Settings):
@@ -51,6 +60,14 @@ class AccountsSettings(Settings):
 
 class SchedulerSettings(Settings):
     tick_s: float = 1.0
+    # Overdue runs after downtime go out at this pace, not all at once.
+    max_dispatch_per_tick: int = Field(default=100, ge=1)
+    refresh_s: float = 60.0
+    lease_ttl_s: float = 600.0
+    probe_interval_s: float = 900.0
+    incident_window_s: float = 1800.0
+    incident_min_accounts: int = Field(default=3, ge=1)
+    incident_share: float = Field(default=0.5, gt=0, le=1)
 
 
 class NotifierSettings(Settings):

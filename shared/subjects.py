@@ -82,6 +82,7 @@ class Events:
     INVOICE_COLLECTED = EventSubject(_evt("scraper", "invoice_collected"))
     COLLECTOR_ANNOUNCED = EventSubject(_evt("scraper", "collector_announced"), tenant_scoped=False)
 
+    SCHEDULE_CHANGED = EventSubject(_evt("scheduler", "schedule_changed"))
     # A supplier-wide incident on one collector (§5 of issue "Scheduler"): not per tenant.
     INCIDENT_DECLARED = EventSubject(_evt("scheduler", "incident_declared"), tenant_scoped=False)
     INCIDENT_RESOLVED = EventSubject(_evt("scheduler", "incident_resolved"), tenant_scoped=False)

@@ -60,6 +60,16 @@ def build(settings: AccountsSettings, *, keyring: Keyring | None = None) -> Serv
     for subject, durable, model, func in consumers:
         consume(broker, subject, owner="scraper", durable=durable,
                 handler=event_handler(model, func, service=NAME))  # type: ignore[arg-type]
+    scheduler_consumers = [
+        (Events.SCHEDULE_CHANGED.pattern, "accounts-schedule", events.ScheduleChanged, service.schedule_changed),
+        (Events.INCIDENT_DECLARED.pattern, "accounts-incident-declared", events.IncidentDeclared,
+         service.incident_declared),
+        (Events.INCIDENT_RESOLVED.pattern, "accounts-incident-resolved", events.IncidentResolved,
+         service.incident_resolved),
+    ]
+    for subject, durable, model, func in scheduler_consumers:
+        consume(broker, subject, owner="scheduler", durable=durable,
+                handler=event_handler(model, func, service=NAME))  # type: ignore[arg-type]
 
     rt = ServiceRuntime(NAME, broker)
     rt.on_connect.append(accounts.create_indexes)

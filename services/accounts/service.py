@@ -22,6 +22,9 @@ from shared.events import (
     CollectionStarted,
     CollectionSucceeded,
     CollectorAnnounced,
+    IncidentDeclared,
+    IncidentResolved,
+    ScheduleChanged,
     new_id,
     utcnow,
 )
@@ -269,6 +272,8 @@ class AccountsService:
             log.info("stale_result_ignored", account_id=evt.account_id, job_id=evt.job_id)
             return
         code = fields.get("error_code", doc.get("error_code"))
+        if doc.get("incident_id") and status in (AccountStatus.RETRYING, AccountStatus.COLLECTING):
+            status = AccountStatus.MAINTENANCE  # an incident's probe: the collector is still being fixed
         push: dict[str, Any] = {}
         if status.value != doc["status"] or code != doc.get("error_code"):
             change = await self._status_change(doc, status, code)
@@ -285,13 +290,42 @@ class AccountsService:
         if push:
             await self._flush(evt.tenant_id, evt.account_id)
 
+    # --- scheduler ---------------------------------------------------------------------------------
+
+    async def schedule_changed(self, evt: ScheduleChanged) -> None:
+        """The next planned run and the reason for any pause, for the status page."""
+        await self.accounts.update(
+            evt.tenant_id, evt.account_id,
+            {"$set": {"next_run_at": evt.next_run_at, "pause_reason": evt.pause_reason,
+                      "schedule_changed_at": evt.changed_at}},
+            # Consumers are unordered: an older change never overwrites a newer one.
+            extra_filter={"$or": [{"schedule_changed_at": None},
+                                  {"schedule_changed_at": {"$lte": evt.changed_at}}]},
+        )
+
+    async def incident_declared(self, evt: IncidentDeclared) -> None:
+        # The notifier tells each tenant once about the incident: no per-account status event here.
+        for member in evt.affected:
+            await self.accounts.update(
+                member.tenant_id, member.account_id,
+                {"$set": {"status": AccountStatus.MAINTENANCE.value, "incident_id": evt.incident_id,
+                          "updated_at": utcnow()}},
+                extra_filter={"status": {"$nin": [AccountStatus.ACTION_REQUIRED.value]}})
+
+    async def incident_resolved(self, evt: IncidentResolved) -> None:
+        for member in evt.affected:
+            await self.accounts.update(
+                member.tenant_id, member.account_id,
+                {"$set": {"status": AccountStatus.RETRYING.value, "incident_id": None, "updated_at": utcnow()}},
+                extra_filter={"incident_id": evt.incident_id, "status": AccountStatus.MAINTENANCE.value})
+
     async def collection_started(self, evt: CollectionStarted) -> None:
         await self._apply(evt, AccountStatus.COLLECTING, {})
 
     async def collection_succeeded(self, evt: CollectionSucceeded) -> None:
         await self._apply(evt, AccountStatus.OK, {
-            "error_code": None, "last_success_at": evt.finished_at, "invoice_count": evt.total_invoices,
-            "last_result_job": evt.job_id})
+            "error_code": None, "incident_id": None, "last_success_at": evt.finished_at,
+            "invoice_count": evt.total_invoices, "last_result_job": evt.job_id})
 
     async def collection_failed(self, evt: CollectionFailed) -> None:
         fields: dict[str, Any] = {"error_code": evt.error_code.value, "last_result_job": evt.job_id}

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from functools import partial
 
 from services.scheduler.repository import ScheduleRepository
-from services.scheduler.service import SchedulerService
+from services.scheduler.service import SchedulerService, Tuning
 from shared import events
 from shared.broker import consume, event_handler, make_broker
+from shared.events import utcnow
 from shared.mongo import make_mongo_client
+from shared.outbox import OutboxRelay
 from shared.runtime import ServiceRuntime
 from shared.settings import SchedulerSettings
 from shared.subjects import Events
@@ -16,10 +20,18 @@ from shared.subjects import Events
 NAME = "scheduler"
 
 
-def build(settings: SchedulerSettings) -> ServiceRuntime:
+def build(settings: SchedulerSettings, *, clock: Callable[[], datetime] = utcnow) -> ServiceRuntime:
     broker = make_broker(settings.nats_url, NAME)
     repo = ScheduleRepository(make_mongo_client(settings.mongodb_url)[settings.database_name(NAME)])
-    service = SchedulerService(repo, broker)
+    schedules_outbox = OutboxRelay(repo.schedules, broker)
+    incidents_outbox = OutboxRelay(repo.incidents, broker)
+    tuning = Tuning(
+        max_dispatch_per_tick=settings.max_dispatch_per_tick, lease_ttl=timedelta(seconds=settings.lease_ttl_s),
+        probe_interval=timedelta(seconds=settings.probe_interval_s),
+        incident_window=timedelta(seconds=settings.incident_window_s),
+        incident_min_accounts=settings.incident_min_accounts, incident_share=settings.incident_share,
+        refresh_horizon=timedelta(seconds=2 * settings.refresh_s))
+    service = SchedulerService(repo, schedules_outbox, incidents_outbox, clock=clock, tuning=tuning)
     consumers = [
         (Events.ACCOUNT_CREATED, "accounts", "scheduler-account-created", events.AccountCreated,
          service.account_created),
@@ -41,5 +53,8 @@ def build(settings: SchedulerSettings) -> ServiceRuntime:
                 handler=event_handler(model, func, service=NAME))  # type: ignore[arg-type]
     rt = ServiceRuntime(NAME, broker)
     rt.on_connect.append(repo.create_indexes)
-    rt.background.append(partial(service.run, settings.tick_s))
+    rt.background.append(partial(service.run, settings.tick_s, settings.refresh_s))
+    rt.background.append(schedules_outbox.run)
+    rt.background.append(incidents_outbox.run)
+    rt.extras["service"] = service
     return rt

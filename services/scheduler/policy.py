@@ -1,30 +1,124 @@
-"""Pure scheduling rules: when an account runs next after what happened to it (§4)."""
+"""Pure scheduling rules: where an account's runs fall, and what follows each outcome (§4)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from shared.errors import CollectionErrorCode
 
 TRANSIENT_BACKOFF = (timedelta(minutes=15), timedelta(hours=1), timedelta(hours=6), timedelta(hours=24))
 LOCKED_COOLDOWN = timedelta(hours=24)
+INTERNAL_RETRIES = 2
+PARIS = ZoneInfo("Europe/Paris")
+EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
+# The golden ratio's fractional part: the n-th account of a collector sits at frac(n·φ) of the
+# period, which keeps any number of accounts evenly spread (a low-discrepancy sequence), and an
+# account keeps its place forever.
+GOLDEN = (math.sqrt(5) - 1) / 2
+INCIDENT_CODES = frozenset({CollectionErrorCode.INTERFACE_CHANGED, CollectionErrorCode.SUPPLIER_UNAVAILABLE})
 
 
-def after_success(now: datetime, frequency_hours: int) -> datetime:
-    return now + timedelta(hours=frequency_hours)
+def slot_fraction(seq: int) -> float:
+    return (seq * GOLDEN) % 1.0
 
 
-def after_failure(
-    now: datetime, code: CollectionErrorCode, failures: int, retry_after_s: float | None = None
-) -> tuple[datetime | None, str | None]:
-    """Next run and pause reason; ``None`` next run means paused until the user acts.
+@dataclass(frozen=True)
+class Window:
+    """Local hours a portal may be visited; ``end`` before ``start`` spans midnight."""
 
-    Authentication errors are never retried in the background: repeated bad logins lock the
-    pharmacy out of its supplier portal.
-    """
+    start: time
+    end: time
+
+    @classmethod
+    def parse(cls, text: str | None) -> Window | None:
+        if not text:
+            return None
+        match = re.fullmatch(r"(\d{2}):(\d{2})-(\d{2}):(\d{2})", text.strip())
+        if not match:
+            raise ValueError(f"run window {text!r} is not HH:MM-HH:MM")
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        return cls(time(h1, m1), time(h2, m2))
+
+    @property
+    def minutes(self) -> int:
+        start, end = self.start.hour * 60 + self.start.minute, self.end.hour * 60 + self.end.minute
+        return (end - start) % (24 * 60) or 24 * 60
+
+
+@dataclass(frozen=True)
+class Cadence:
+    frequency_hours: int = 24
+    window: Window | None = None
+
+
+def next_slot(after: datetime, fraction: float, cadence: Cadence) -> datetime:
+    """The account's first regular run strictly after ``after``."""
+    period = timedelta(hours=cadence.frequency_hours)
+    if cadence.window is None:
+        base = EPOCH + period * fraction
+        k = math.floor((after - base) / period) + 1
+        return _whole_second(base + period * k)
+    # In a window: one run every `days` local days, at the account's fraction of the window.
+    days = max(1, cadence.frequency_hours // 24)
+    offset = timedelta(minutes=cadence.window.minutes * fraction)
+    day = after.astimezone(PARIS).date() - timedelta(days=1)
+    phase = int(fraction * 1_000_003) % days
+    while True:
+        if (day.toordinal() - phase) % days == 0:
+            candidate = _local(day, cadence.window.start) + offset
+            if candidate > after:
+                return _whole_second(candidate.astimezone(UTC))
+        day += timedelta(days=1)
+
+
+def _whole_second(at: datetime) -> datetime:
+    """Round up: MongoDB keeps milliseconds, and a slot should read the same once stored."""
+    return at if not at.microsecond else at.replace(microsecond=0) + timedelta(seconds=1)
+
+
+def _local(day: date, at: time) -> datetime:
+    return datetime.combine(day, at, tzinfo=PARIS)
+
+
+def after_success(now: datetime, fraction: float, cadence: Cadence) -> datetime:
+    """The next regular slot, at least half a period away (a run just done is not repeated soon)."""
+    return next_slot(now + timedelta(hours=cadence.frequency_hours) / 2, fraction, cadence)
+
+
+@dataclass(frozen=True)
+class Decision:
+    next_run_at: datetime | None
+    pause_reason: str | None = None
+    # Earliest time a user's retry or new credentials may run (portal lockouts).
+    not_before: datetime | None = None
+    alert_operators: bool = False
+
+
+def after_failure(now: datetime, code: CollectionErrorCode, failures: int,
+                  retry_after_s: float | None = None) -> Decision:
+    """Authentication and other user-fixable errors are never retried in the background: repeated
+    bad logins lock the pharmacy out of its supplier portal."""
+    if code is CollectionErrorCode.ACCOUNT_LOCKED:
+        return Decision(None, code.value, not_before=now + LOCKED_COOLDOWN)
     if code.user_fixable:
-        return None, code.value
+        return Decision(None, code.value)
     delay = TRANSIENT_BACKOFF[min(max(failures, 1), len(TRANSIENT_BACKOFF)) - 1]
     if retry_after_s is not None:
         delay = max(delay, timedelta(seconds=retry_after_s))
-    return now + delay, None
+    alert = code is CollectionErrorCode.INTERNAL_ERROR and failures > INTERNAL_RETRIES
+    return Decision(now + delay, alert_operators=alert)
+
+
+def run_at_once(now: datetime, not_before: datetime | None) -> datetime:
+    """When a user-triggered run (activation, new credentials, retry) may go."""
+    return max(now, not_before) if not_before else now
+
+
+def is_incident(failing_accounts: int, active_accounts: int, *, min_accounts: int = 3,
+                share: float = 0.5) -> bool:
+    """A large share of one collector's accounts failing alike is the collector's problem."""
+    return failing_accounts >= min_accounts and failing_accounts >= share * active_accounts

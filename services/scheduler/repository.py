@@ -1,77 +1,202 @@
-"""The scheduler's schedules: one document per live account."""
+"""The scheduler's data: schedules, collector cadences, portal session leases, failures, incidents.
+
+``tenant_id`` leads the schedules' filters; leases, failures and incidents are per collector, a
+platform-wide notion, not a tenant's data.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
+
+from services.scheduler.policy import Cadence, Window, slot_fraction
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    collector_id: str
+    cadence: Cadence
+    max_sessions: int
+    version: str
 
 
 class ScheduleRepository:
     def __init__(self, db: Any) -> None:
         self.schedules = db["schedules"]
         self.collectors = db["collectors"]
+        self.leases = db["leases"]
+        self.failures = db["failures"]
+        self.incidents = db["incidents"]
 
     async def create_indexes(self) -> None:
-        await self.schedules.create_index([("next_run_at", ASCENDING)],
-                                          partialFilterExpression={"active": True})
+        await self.schedules.create_index([("next_run_at", ASCENDING)], partialFilterExpression={"active": True})
         await self.schedules.create_index([("tenant_id", ASCENDING), ("collector_id", ASCENDING)])
+        await self.schedules.create_index([("collector_id", ASCENDING), ("active", ASCENDING)])
+        await self.leases.create_index([("job_id", ASCENDING)])
+        await self.failures.create_index([("collector_id", ASCENDING), ("at", ASCENDING)])
+        # At most one open incident per collector, whatever replicas race to declare it.
+        await self.incidents.create_index([("collector_id", ASCENDING)], unique=True,
+                                          partialFilterExpression={"open": True})
 
-    async def upsert_active(self, tenant_id: str, account_id: str, collector_id: str,
-                            credential_version: int, next_run_at: datetime) -> dict[str, Any] | None:
-        """Make the account runnable at ``next_run_at`` unless it was deleted (deletion is final)
-        or newer credentials already own its schedule; then return None."""
+    # --- collectors ----------------------------------------------------------------------------
+
+    async def save_collector(self, collector_id: str, frequency_hours: int, max_sessions: int, version: str,
+                             run_window: str | None) -> dict[str, Any] | None:
+        """Record a collector's cadence; return what was recorded before (None if new)."""
+        before: dict[str, Any] | None = await self.collectors.find_one_and_update(
+            {"_id": collector_id},
+            {"$set": {"frequency_hours": frequency_hours, "max_sessions": max_sessions, "version": version,
+                      "run_window": run_window}, "$setOnInsert": {"seq": 0}},
+            upsert=True, return_document=ReturnDocument.BEFORE,
+        )
+        return before
+
+    async def collector_configs(self) -> list[CollectorConfig]:
+        return [_config(d) async for d in self.collectors.find({})]
+
+    async def next_seq(self, collector_id: str) -> int:
+        doc = await self.collectors.find_one_and_update(
+            {"_id": collector_id}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER)
+        return int(doc["seq"])
+
+    # --- schedules -----------------------------------------------------------------------------
+
+    async def get(self, account_id: str, tenant_id: str | None = None) -> dict[str, Any] | None:
+        query: dict[str, Any] = {"_id": account_id}
+        if tenant_id is not None:
+            query["tenant_id"] = tenant_id
+        doc: dict[str, Any] | None = await self.schedules.find_one(query)
+        return doc
+
+    async def create(self, tenant_id: str, account_id: str, collector_id: str, credential_version: int,
+                     seq: int, next_run_at: datetime, outbox: list[dict[str, Any]]) -> dict[str, Any] | None:
+        doc = {"_id": account_id, "tenant_id": tenant_id, "collector_id": collector_id,
+               "credential_version": credential_version, "seq": seq, "fraction": slot_fraction(seq),
+               "next_run_at": next_run_at, "paused": None, "failures": 0, "not_before": None,
+               "active": True, "deleted": False, "outbox": outbox}
         try:
-            doc: dict[str, Any] | None = await self.schedules.find_one_and_update(
-                {"_id": account_id, "tenant_id": tenant_id, "deleted": {"$ne": True},
-                 "credential_version": {"$not": {"$gt": credential_version}}},
-                {"$set": {"collector_id": collector_id, "credential_version": credential_version,
-                          "next_run_at": next_run_at, "paused": None, "active": True},
-                 "$setOnInsert": {"failures": 0}},
-                upsert=True, return_document=ReturnDocument.AFTER,
-            )
-        except DuplicateKeyError:  # the filter missed an existing document: deleted or newer
+            await self.schedules.insert_one(doc)
+        except DuplicateKeyError:
             return None
         return doc
+
+    async def update(self, doc: dict[str, Any], fields: dict[str, Any], outbox: list[dict[str, Any]],
+                     *, guard: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """Change a live schedule, queueing its events in the same write."""
+        update: dict[str, Any] = {"$set": fields}
+        if outbox:
+            update["$push"] = {"outbox": {"$each": outbox}}
+        new: dict[str, Any] | None = await self.schedules.find_one_and_update(
+            {"_id": doc["_id"], "tenant_id": doc["tenant_id"], "active": True, **(guard or {})}, update,
+            return_document=ReturnDocument.AFTER)
+        return new
 
     async def delete(self, tenant_id: str, account_id: str) -> None:
         await self.schedules.update_one(
             {"_id": account_id, "tenant_id": tenant_id},
-            {"$set": {"deleted": True, "active": False, "next_run_at": None}}, upsert=True,
-        )
+            {"$set": {"deleted": True, "active": False, "next_run_at": None, "paused": "deleted"}},
+            upsert=True)
 
-    async def due(self, now: datetime, limit: int) -> list[dict[str, Any]]:
-        cursor = self.schedules.find({"active": True, "next_run_at": {"$lte": now}}).sort(
-            "next_run_at", ASCENDING).limit(limit)
-        return [d async for d in cursor]
+    async def active(self) -> AsyncIterator[dict[str, Any]]:
+        async for doc in self.schedules.find({"active": True, "next_run_at": {"$ne": None}},
+                                             {"next_run_at": 1}):
+            yield doc
 
-    async def claim(self, doc: dict[str, Any], next_run_at: datetime | None) -> bool:
-        """Move a due run forward only if nobody else did: replicas never both own one run."""
-        res = await self.schedules.update_one(
-            {"_id": doc["_id"], "next_run_at": doc["next_run_at"], "active": True},
-            {"$set": {"next_run_at": next_run_at}},
-        )
-        return bool(res.modified_count)
+    async def due_before(self, until: datetime) -> list[dict[str, Any]]:
+        return [d async for d in self.schedules.find({"active": True, "next_run_at": {"$lte": until}},
+                                                     {"next_run_at": 1})]
 
-    async def get(self, tenant_id: str, account_id: str) -> dict[str, Any] | None:
-        doc: dict[str, Any] | None = await self.schedules.find_one(
-            {"_id": account_id, "tenant_id": tenant_id})
+    async def of_collector(self, collector_id: str) -> list[dict[str, Any]]:
+        return [d async for d in self.schedules.find({"collector_id": collector_id, "active": True})
+                .sort("_id", ASCENDING)]
+
+    async def count_active(self, collector_id: str) -> int:
+        return int(await self.schedules.count_documents({"collector_id": collector_id, "active": True}))
+
+    # --- portal sessions (politeness across the whole fleet) ------------------------------------
+
+    async def acquire_lease(self, collector_id: str, max_sessions: int, job_id: str, account_id: str,
+                            now: datetime, ttl: timedelta, start: int = 0) -> bool:
+        """Take one of the collector's ``max_sessions`` session slots for a job, or say none is free.
+
+        A slot is a document with a fixed id, so two replicas cannot hold it at once; a lease whose
+        job never reported back (a worker died) expires after ``ttl``.
+        """
+        for i in range(max_sessions):
+            slot = f"{collector_id}:{(start + i) % max_sessions}"
+            try:
+                taken = await self.leases.find_one_and_update(
+                    {"_id": slot, "$or": [{"job_id": None}, {"expires_at": {"$lte": now}}]},
+                    {"$set": {"job_id": job_id, "account_id": account_id, "collector_id": collector_id,
+                              "expires_at": now + ttl}},
+                    upsert=True, return_document=ReturnDocument.AFTER)
+            except DuplicateKeyError:
+                continue
+            if taken is not None:
+                return True
+        return False
+
+    async def release_lease(self, job_id: str) -> None:
+        await self.leases.update_many({"job_id": job_id}, {"$set": {"job_id": None, "expires_at": None}})
+
+    async def release_account_leases(self, account_id: str) -> None:
+        await self.leases.update_many({"account_id": account_id}, {"$set": {"job_id": None, "expires_at": None}})
+
+    async def leases_held(self, collector_id: str, now: datetime) -> int:
+        return int(await self.leases.count_documents(
+            {"collector_id": collector_id, "job_id": {"$ne": None}, "expires_at": {"$gt": now}}))
+
+    # --- failures and incidents ------------------------------------------------------------------
+
+    async def record_failure(self, collector_id: str, account_id: str, code: str, at: datetime) -> None:
+        await self.failures.update_one({"_id": f"{collector_id}:{account_id}"},
+                                       {"$set": {"collector_id": collector_id, "code": code, "at": at}},
+                                       upsert=True)
+
+    async def clear_failure(self, collector_id: str, account_id: str) -> None:
+        await self.failures.delete_one({"_id": f"{collector_id}:{account_id}"})
+
+    async def failing_since(self, collector_id: str, since: datetime) -> int:
+        return int(await self.failures.count_documents({"collector_id": collector_id, "at": {"$gte": since}}))
+
+    async def open_incident(self, collector_id: str) -> dict[str, Any] | None:
+        doc: dict[str, Any] | None = await self.incidents.find_one({"collector_id": collector_id, "open": True})
         return doc
 
-    async def record_result(self, tenant_id: str, account_id: str, credential_version: int,
-                            update: dict[str, Any]) -> None:
-        await self.schedules.update_one(
-            {"_id": account_id, "tenant_id": tenant_id, "active": True,
-             "credential_version": credential_version},
-            update,
-        )
+    async def open_incidents(self) -> list[dict[str, Any]]:
+        return [d async for d in self.incidents.find({"open": True})]
 
-    async def set_frequency(self, collector_id: str, frequency_hours: int) -> None:
-        await self.collectors.update_one({"_id": collector_id},
-                                         {"$set": {"frequency_hours": frequency_hours}}, upsert=True)
+    async def create_incident(self, doc: dict[str, Any]) -> bool:
+        try:
+            await self.incidents.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
 
-    async def frequency(self, collector_id: str) -> int:
-        doc = await self.collectors.find_one({"_id": collector_id})
-        return int(doc["frequency_hours"]) if doc else 24
+    async def close_incident(self, incident_id: str, at: datetime, reason: str,
+                             outbox: list[dict[str, Any]]) -> bool:
+        res = await self.incidents.update_one(
+            {"_id": incident_id, "open": True},
+            {"$set": {"open": False, "resolved_at": at, "reason": reason}, "$push": {"outbox": {"$each": outbox}}})
+        return bool(res.modified_count)
+
+    async def set_probe(self, incident_id: str, account_id: str | None, at: datetime | None) -> None:
+        await self.incidents.update_one({"_id": incident_id}, {"$set": {"probe": account_id, "probe_at": at}})
+
+
+def _config(doc: dict[str, Any]) -> CollectorConfig:
+    return CollectorConfig(
+        collector_id=doc["_id"],
+        cadence=Cadence(int(doc.get("frequency_hours", 24)), Window.parse(doc.get("run_window"))),
+        max_sessions=int(doc.get("max_sessions", 4)),
+        version=str(doc.get("version", "")),
+    )
+
+
+def default_config(collector_id: str) -> CollectorConfig:
+    return CollectorConfig(collector_id, Cadence(), max_sessions=4, version="")

@@ -1,67 +1,118 @@
-"""Use cases of the scheduler: react to account events and results, dispatch what is due."""
+"""Use cases of the scheduler: react to account events and results, dispatch what is due, and turn
+a collector-wide failure into one incident instead of N separate ones."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from faststream.nats import NatsBroker
-
 from services.scheduler import policy
-from services.scheduler.repository import ScheduleRepository
-from shared.broker import publish_event
+from services.scheduler.due_index import DueIndex
+from services.scheduler.repository import CollectorConfig, ScheduleRepository, default_config
 from shared.events import (
     AccountCreated,
     AccountCredentialsUpdated,
     AccountDeleted,
     AccountEvent,
     AccountRetryRequested,
+    AffectedAccount,
     CollectionFailed,
     CollectionSucceeded,
     CollectJob,
     CollectorAnnounced,
+    IncidentDeclared,
+    IncidentResolved,
     JobReason,
+    ScheduleChanged,
+    new_id,
     utcnow,
 )
 from shared.logging import get_logger
-from shared.subjects import collect_job
+from shared.outbox import OutboxRelay, outbox_entry
+from shared.subjects import Events, collect_job
 
 log = get_logger("collectors.scheduler")
+INCIDENT = "incident"
+
+
+@dataclass(frozen=True)
+class Tuning:
+    max_dispatch_per_tick: int = 100  # catch-up after downtime is spread over ticks, not all at once
+    lease_ttl: timedelta = timedelta(minutes=10)
+    lease_retry: timedelta = timedelta(seconds=2)
+    probe_interval: timedelta = timedelta(minutes=15)
+    incident_window: timedelta = timedelta(minutes=30)
+    incident_min_accounts: int = 3
+    incident_share: float = 0.5
+    resume_spread: timedelta = timedelta(minutes=5)
+    refresh_horizon: timedelta = timedelta(minutes=2)
 
 
 class SchedulerService:
-    def __init__(self, repo: ScheduleRepository, broker: NatsBroker,
-                 clock: Callable[[], datetime] = utcnow, batch: int = 500) -> None:
+    def __init__(self, repo: ScheduleRepository, schedules_outbox: OutboxRelay, incidents_outbox: OutboxRelay,
+                 clock: Callable[[], datetime] = utcnow, tuning: Tuning = Tuning()) -> None:
         self.repo = repo
-        self.broker = broker
+        self.outbox = schedules_outbox
+        self.incident_outbox = incidents_outbox
         self.clock = clock
-        self.batch = batch
+        self.tuning = tuning
+        self.index = DueIndex()
+        self.configs: dict[str, CollectorConfig] = {}
+        self._lease_cursor = 0
+        self.loaded = asyncio.Event()
 
-    async def _dispatch(self, doc: dict[str, Any], reason: JobReason) -> bool:
-        planned_at: datetime = doc["next_run_at"]
-        job = CollectJob(
-            job_id=CollectJob.make_id(doc["_id"], planned_at), tenant_id=doc["tenant_id"],
-            account_id=doc["_id"], collector_id=doc["collector_id"],
-            credential_version=doc["credential_version"], planned_at=planned_at, reason=reason,
-            attempt=doc.get("failures", 0),
-        )
-        # Publish first, then claim: a crash in between re-publishes the same Nats-Msg-Id, which
-        # JetStream drops; two replicas racing publish one job and only one wins the claim.
-        await publish_event(self.broker, collect_job(job.collector_id), job)
-        frequency = await self.repo.frequency(doc["collector_id"])
-        claimed = await self.repo.claim(doc, policy.after_success(self.clock(), frequency))
-        if claimed:
-            log.info("job_dispatched", tenant_id=job.tenant_id, account_id=job.account_id,
-                     collector_id=job.collector_id, reason=reason, job_id=job.job_id)
-        return claimed
+    # --- start and refresh ---------------------------------------------------------------------
+
+    async def load(self) -> int:
+        """Rebuild the due index from the database (schedules survive restarts)."""
+        self.configs = {c.collector_id: c for c in await self.repo.collector_configs()}
+        async for doc in self.repo.active():
+            self.index.set(doc["_id"], doc["next_run_at"])
+        return len(self.index)
+
+    async def refresh(self) -> None:
+        """Pick up schedules another replica changed, shortly before they come due."""
+        for doc in await self.repo.due_before(self.clock() + self.tuning.refresh_horizon):
+            self.index.set(doc["_id"], doc["next_run_at"])
+
+    def config(self, collector_id: str) -> CollectorConfig:
+        return self.configs.get(collector_id) or default_config(collector_id)
+
+    # --- events ------------------------------------------------------------------------------------
+
+    def _changed(self, doc: dict[str, Any], next_run_at: datetime | None, pause: str | None) -> dict[str, Any]:
+        evt = ScheduleChanged(tenant_id=doc["tenant_id"], account_id=doc["_id"], collector_id=doc["collector_id"],
+                              next_run_at=next_run_at, pause_reason=pause, changed_at=self.clock())
+        return outbox_entry(Events.SCHEDULE_CHANGED.for_tenant(doc["tenant_id"]), evt)
 
     async def _run_now(self, evt: AccountEvent, reason: JobReason) -> None:
-        doc = await self.repo.upsert_active(evt.tenant_id, evt.account_id, evt.collector_id,
-                                            evt.credential_version, self.clock())
-        if doc is not None:
-            await self._dispatch(doc, reason)
+        now = self.clock()
+        doc = await self.repo.get(evt.account_id, evt.tenant_id)
+        if doc is None:
+            seq = await self.repo.next_seq(evt.collector_id)
+            stub = {"_id": evt.account_id, "tenant_id": evt.tenant_id, "collector_id": evt.collector_id}
+            doc = await self.repo.create(evt.tenant_id, evt.account_id, evt.collector_id, evt.credential_version,
+                                         seq, now, [self._changed(stub, now, None)])
+            if doc is None:  # created meanwhile by another replica: handle it as an update
+                doc = await self.repo.get(evt.account_id, evt.tenant_id)
+        elif doc.get("deleted") or doc["credential_version"] > evt.credential_version:
+            return  # deletion is final; newer credentials already own the schedule
+        else:
+            at = policy.run_at_once(now, doc.get("not_before"))
+            doc = await self.repo.update(
+                doc, {"credential_version": evt.credential_version, "next_run_at": at, "paused": None,
+                      "failures": 0}, [self._changed(doc, at, None)],
+                guard={"credential_version": {"$lte": evt.credential_version}})
+        if doc is None or doc.get("deleted"):
+            return
+        await self.outbox.flush({"_id": doc["_id"]})
+        if doc["next_run_at"] <= now and await self._dispatch(doc, reason):
+            await self.outbox.flush({"_id": doc["_id"]})
+        else:
+            self.index.set(doc["_id"], doc["next_run_at"])
 
     async def account_created(self, evt: AccountCreated) -> None:
         await self._run_now(evt, "activation")
@@ -74,37 +125,187 @@ class SchedulerService:
 
     async def account_deleted(self, evt: AccountDeleted) -> None:
         await self.repo.delete(evt.tenant_id, evt.account_id)
+        await self.repo.release_account_leases(evt.account_id)
+        self.index.set(evt.account_id, None)
 
     async def collector_announced(self, evt: CollectorAnnounced) -> None:
-        await self.repo.set_frequency(evt.collector_id, evt.frequency_hours)
+        before = await self.repo.save_collector(evt.collector_id, evt.frequency_hours, evt.max_sessions, evt.version,
+                                                evt.run_window)
+        self.configs[evt.collector_id] = CollectorConfig(
+            evt.collector_id, policy.Cadence(evt.frequency_hours, policy.Window.parse(evt.run_window)),
+            evt.max_sessions, evt.version)
+        if before is not None and before.get("version") != evt.version:
+            incident = await self.repo.open_incident(evt.collector_id)
+            if incident is not None:
+                await self._resolve(incident, "collector_updated")
 
     async def collection_succeeded(self, evt: CollectionSucceeded) -> None:
-        frequency = await self.repo.frequency(evt.collector_id)
-        await self.repo.record_result(evt.tenant_id, evt.account_id, evt.credential_version, {
-            "$set": {"failures": 0, "paused": None,
-                     "next_run_at": policy.after_success(evt.finished_at, frequency)}})
-
-    async def collection_failed(self, evt: CollectionFailed) -> None:
-        doc = await self.repo.get(evt.tenant_id, evt.account_id)
+        await self.repo.release_lease(evt.job_id)
+        await self.repo.clear_failure(evt.collector_id, evt.account_id)
+        doc = await self.repo.get(evt.account_id, evt.tenant_id)
         if doc is None or doc.get("credential_version") != evt.credential_version:
             return
+        incident = await self.repo.open_incident(evt.collector_id)
+        if incident is not None:
+            await self._resolve(incident, "probe_succeeded")
+            return
+        cfg = self.config(evt.collector_id)
+        nxt = policy.after_success(evt.finished_at, doc["fraction"], cfg.cadence)
+        await self._set(doc, {"failures": 0, "paused": None, "not_before": None, "next_run_at": nxt}, nxt, None)
+
+    async def collection_failed(self, evt: CollectionFailed) -> None:
+        await self.repo.release_lease(evt.job_id)
+        doc = await self.repo.get(evt.account_id, evt.tenant_id)
+        if doc is None or doc.get("credential_version") != evt.credential_version or not doc.get("active"):
+            return
         failures = int(doc.get("failures", 0)) + 1
-        next_run, paused = policy.after_failure(evt.finished_at, evt.error_code, failures,
-                                                evt.retry_after_s)
-        await self.repo.record_result(evt.tenant_id, evt.account_id, evt.credential_version, {
-            "$set": {"failures": failures, "paused": paused, "next_run_at": next_run}})
+        decision = policy.after_failure(evt.finished_at, evt.error_code, failures, evt.retry_after_s)
+        if decision.alert_operators:
+            log.error("operator_alert_internal_error", account_id=evt.account_id, collector_id=evt.collector_id,
+                      failures=failures, detail=evt.detail)
+        if doc.get("probe"):
+            incident = await self.repo.open_incident(evt.collector_id)
+            if incident is not None:  # the portal is still broken: probe again later
+                await self._probe_later(evt.collector_id, doc, incident["_id"])
+                return
+        await self._set(doc, {"failures": failures, "paused": decision.pause_reason,
+                              "not_before": decision.not_before, "next_run_at": decision.next_run_at},
+                        decision.next_run_at, decision.pause_reason)
+        if evt.error_code in policy.INCIDENT_CODES:
+            await self.repo.record_failure(evt.collector_id, evt.account_id, evt.error_code.value, evt.finished_at)
+            await self._maybe_declare(evt)
+
+    async def _set(self, doc: dict[str, Any], fields: dict[str, Any], nxt: datetime | None,
+                   pause: str | None) -> None:
+        new = await self.repo.update(doc, fields, [self._changed(doc, nxt, pause)],
+                                     guard={"credential_version": doc["credential_version"]})
+        if new is not None:
+            self.index.set(doc["_id"], nxt)
+            await self.outbox.flush({"_id": doc["_id"]})
+
+    # --- dispatch ----------------------------------------------------------------------------------
+
+    async def _dispatch(self, doc: dict[str, Any], reason: JobReason) -> bool:
+        """Claim a due run and queue its job; False if a portal session or the claim was not had."""
+        now = self.clock()
+        cfg = self.config(doc["collector_id"])
+        planned_at: datetime = doc["next_run_at"]
+        job = CollectJob(job_id=CollectJob.make_id(doc["_id"], planned_at), tenant_id=doc["tenant_id"],
+                         account_id=doc["_id"], collector_id=doc["collector_id"],
+                         credential_version=doc["credential_version"], planned_at=planned_at, reason=reason,
+                         attempt=int(doc.get("failures", 0)))
+        self._lease_cursor += 1
+        if not await self.repo.acquire_lease(cfg.collector_id, cfg.max_sessions, job.job_id, job.account_id, now,
+                                             self.tuning.lease_ttl, start=self._lease_cursor):
+            self.index.set(doc["_id"], max(planned_at, now) + self.tuning.lease_retry)
+            return False
+        # While the job runs, the next regular slot stands: a lost result never stops collection.
+        nxt = policy.after_success(now, doc["fraction"], cfg.cadence)
+        claimed = await self.repo.update(
+            doc, {"next_run_at": nxt},
+            [outbox_entry(collect_job(job.collector_id), job), self._changed(doc, nxt, None)],
+            guard={"next_run_at": planned_at, "paused": None, "credential_version": doc["credential_version"]})
+        if claimed is None:  # another replica ran it, or the schedule changed: trust the database
+            await self.repo.release_lease(job.job_id)
+            fresh = await self.repo.get(doc["_id"])
+            self.index.set(doc["_id"], fresh["next_run_at"] if fresh and fresh.get("active") else None)
+            return False
+        self.index.set(doc["_id"], nxt)
+        log.info("job_dispatched", tenant_id=job.tenant_id, account_id=job.account_id,
+                 collector_id=job.collector_id, reason=reason, job_id=job.job_id)
+        return True
 
     async def tick(self) -> int:
-        """Dispatch every due run; return how many were dispatched."""
-        dispatched = 0
-        while True:
-            due = await self.repo.due(self.clock(), self.batch)
-            for doc in due:
-                dispatched += await self._dispatch(doc, "scheduled")
-            if len(due) < self.batch:
-                return dispatched
+        """Dispatch what is due (at most ``max_dispatch_per_tick``); return how many went out."""
+        now = self.clock()
+        claimed: list[str] = []
+        for entry in self.index.pop_due(now, self.tuning.max_dispatch_per_tick):
+            doc = await self.repo.get(entry.account_id)
+            if doc is None or not doc.get("active") or doc.get("next_run_at") is None:
+                continue
+            if doc["next_run_at"] > now or doc.get("paused") is not None:
+                self.index.set(doc["_id"], doc["next_run_at"] if not doc.get("paused") else None)
+                continue
+            reason: JobReason = "probe" if doc.get("probe") else "scheduled"
+            if await self._dispatch(doc, reason):
+                claimed.append(doc["_id"])
+        if claimed:
+            await self.outbox.flush({"_id": {"$in": claimed}})
+        return len(claimed)
 
-    async def run(self, every_s: float = 1.0) -> None:
+    async def run(self, every_s: float = 1.0, refresh_s: float = 60.0) -> None:
+        await self.load()
+        self.loaded.set()
+        last_refresh = asyncio.get_running_loop().time()
         while True:
-            await self.tick()
             await asyncio.sleep(every_s)
+            await self.tick()
+            if asyncio.get_running_loop().time() - last_refresh >= refresh_s:
+                await self.refresh()
+                last_refresh = asyncio.get_running_loop().time()
+
+    # --- supplier-wide incidents -------------------------------------------------------------------
+
+    async def _maybe_declare(self, evt: CollectionFailed) -> None:
+        t = self.tuning
+        failing = await self.repo.failing_since(evt.collector_id, evt.finished_at - t.incident_window)
+        active = await self.repo.count_active(evt.collector_id)
+        if not policy.is_incident(failing, active, min_accounts=t.incident_min_accounts, share=t.incident_share):
+            return
+        now = self.clock()
+        members = [d for d in await self.repo.of_collector(evt.collector_id) if d.get("paused") in (None, INCIDENT)]
+        affected = [AffectedAccount(tenant_id=d["tenant_id"], account_id=d["_id"]) for d in members]
+        declared = IncidentDeclared(incident_id=new_id(), collector_id=evt.collector_id, error_code=evt.error_code,
+                                    affected=affected)
+        created = await self.repo.create_incident({
+            "_id": declared.incident_id, "collector_id": evt.collector_id, "open": True, "declared_at": now,
+            "error_code": evt.error_code.value, "version": self.config(evt.collector_id).version,
+            "affected": [a.model_dump() for a in affected],
+            "outbox": [outbox_entry(Events.INCIDENT_DECLARED.base, declared)]})
+        if not created:
+            return  # another replica declared it first
+        log.error("incident_declared", collector_id=evt.collector_id, error_code=evt.error_code.value,
+                  failing=failing, active=active, incident_id=declared.incident_id)
+        # Stop hammering the portal: everyone waits, one account probes now and then.
+        for doc in members:
+            await self.repo.update(doc, {"paused": INCIDENT, "next_run_at": None, "probe": False},
+                                   [self._changed(doc, None, INCIDENT)])
+            self.index.set(doc["_id"], None)
+        await self.outbox.flush({"collector_id": evt.collector_id})
+        if members:
+            await self._probe_later(evt.collector_id, members[0], declared.incident_id)
+        await self.incident_outbox.flush({"_id": declared.incident_id})
+
+    async def _probe_later(self, collector_id: str, doc: dict[str, Any], incident_id: str | None = None) -> None:
+        at = self.clock() + self.tuning.probe_interval
+        await self.repo.update(doc, {"next_run_at": at, "paused": None, "probe": True}, [])
+        self.index.set(doc["_id"], at)
+        if incident_id is None:
+            incident = await self.repo.open_incident(collector_id)
+            incident_id = incident["_id"] if incident else None
+        if incident_id:
+            await self.repo.set_probe(incident_id, doc["_id"], at)
+
+    async def _resolve(self, incident: dict[str, Any], reason: str) -> None:
+        now = self.clock()
+        affected = [AffectedAccount(**a) for a in incident.get("affected", [])]
+        resolved = IncidentResolved(incident_id=incident["_id"], collector_id=incident["collector_id"],
+                                    error_code=incident["error_code"], affected=affected, reason=reason)
+        if not await self.repo.close_incident(incident["_id"], now, reason,
+                                              [outbox_entry(Events.INCIDENT_RESOLVED.base, resolved)]):
+            return
+        log.info("incident_resolved", collector_id=incident["collector_id"], reason=reason,
+                 incident_id=incident["_id"])
+        # Everyone resumes, spread over a few minutes rather than all at the same second.
+        step = self.tuning.resume_spread / max(1, len(affected))
+        for i, member in enumerate(affected):
+            doc = await self.repo.get(member.account_id, member.tenant_id)
+            if doc is None or not doc.get("active"):
+                continue
+            at = now + step * i
+            await self.repo.update(doc, {"next_run_at": at, "paused": None, "probe": False, "failures": 0},
+                                   [self._changed(doc, at, None)])
+            await self.repo.clear_failure(incident["collector_id"], member.account_id)
+            self.index.set(doc["_id"], at)
+        await self.outbox.flush({"collector_id": incident["collector_id"]})
+        await self.incident_outbox.flush({"_id": incident["_id"]})

@@ -79,7 +79,7 @@ class Accounts:
             while True:
                 msgs = await sub.fetch(100, timeout=0.5)
                 out += [json.loads(m.data) for m in msgs]
-        except nats.errors.TimeoutError:
+        except (nats.errors.TimeoutError, TimeoutError):
             pass
         finally:
             await sub.unsubscribe()

@@ -1,0 +1,339 @@
+"""The scheduler's rules with a controllable clock, against a real nats-server (issue "Scheduler")."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import nats
+import pytest
+from nats.aio.client import Client
+from nats.js.api import ConsumerConfig
+from pydantic import BaseModel
+
+from services.scheduler.app import build
+from services.scheduler.service import SchedulerService
+from shared.errors import CollectionErrorCode
+from shared.events import (
+    AccountCreated,
+    AccountRetryRequested,
+    CollectionFailed,
+    CollectionSucceeded,
+    CollectorAnnounced,
+)
+from shared.runtime import ServiceRuntime
+from shared.settings import SchedulerSettings
+from shared.subjects import COLLECT_JOBS_PATTERN, Events
+
+START = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+class Harness:
+    """Scheduler replica(s), a fake scraper that just collects the jobs, and publishing helpers."""
+
+    def __init__(self, nats_url: str, settings: SchedulerSettings, clock: Clock, nc: Client) -> None:
+        self.nats_url = nats_url
+        self.settings = settings
+        self.clock = clock
+        self.nc = nc
+        self.replicas: list[ServiceRuntime] = []
+        self.jobs: list[dict[str, Any]] = []
+        self._sub: Any = None
+
+    async def add_replica(self) -> SchedulerService:
+        rt = build(self.settings, clock=self.clock)
+        await rt.start()
+        self.replicas.append(rt)
+        service: SchedulerService = rt.extras["service"]
+        await asyncio.wait_for(service.loaded.wait(), timeout=30)
+        return service
+
+    async def stop_replicas(self) -> None:
+        for rt in self.replicas:
+            await rt.stop()
+        self.replicas.clear()
+
+    async def publish(self, subject: str, evt: BaseModel) -> None:
+        await self.nc.jetstream().publish(subject, evt.model_dump_json().encode(),
+                                          headers={"Nats-Msg-Id": evt.msg_id()})  # type: ignore[attr-defined]
+
+    async def drain_jobs(self, settle: float = 0.4) -> list[dict[str, Any]]:
+        """Take every job published so far (as a scraper would), after letting the services settle."""
+        if self._sub is None:
+            self._sub = await self.nc.jetstream().pull_subscribe(
+                COLLECT_JOBS_PATTERN, durable="scraper-collect", stream="COLLECTORS_JOBS",
+                config=ConsumerConfig(ack_wait=60))
+        await asyncio.sleep(settle)
+        new: list[dict[str, Any]] = []
+        while True:
+            try:
+                msgs = await self._sub.fetch(200, timeout=0.3)
+            except (nats.errors.TimeoutError, TimeoutError):
+                break
+            for m in msgs:
+                await m.ack()
+                new.append(json.loads(m.data))
+        self.jobs += new
+        return new
+
+    async def stream_events(self, subject: str) -> list[dict[str, Any]]:
+        sub = await self.nc.jetstream().pull_subscribe(subject, stream="COLLECTORS_SCHEDULER")
+        out: list[dict[str, Any]] = []
+        try:
+            while True:
+                out += [json.loads(m.data) for m in await sub.fetch(200, timeout=0.3)]
+        except (nats.errors.TimeoutError, TimeoutError):
+            pass
+        await sub.unsubscribe()
+        return out
+
+    async def tick(self) -> int:
+        counts = await asyncio.gather(*(rt.extras["service"].tick() for rt in self.replicas))
+        return sum(counts)
+
+    async def activate(self, account_id: str, collector: str = "portal-a", tenant: str = "t1") -> None:
+        await self.publish(Events.ACCOUNT_CREATED.for_tenant(tenant), AccountCreated(
+            tenant_id=tenant, account_id=account_id, collector_id=collector, login=account_id, slot=1))
+
+    async def result(self, job: dict[str, Any], code: CollectionErrorCode | None = None, **extra: Any) -> None:
+        common = {k: job[k] for k in ("tenant_id", "account_id", "collector_id", "job_id", "credential_version")}
+        common["started_at"] = common_finished = self.clock()
+        if code is None:
+            await self.publish(Events.COLLECTION_SUCCEEDED.for_tenant(job["tenant_id"]),
+                               CollectionSucceeded(**common, finished_at=common_finished, total_invoices=1))
+        else:
+            await self.publish(Events.COLLECTION_FAILED.for_tenant(job["tenant_id"]),
+                               CollectionFailed(**common, finished_at=common_finished, error_code=code, **extra))
+
+
+async def announce(h: Harness, collector: str = "portal-a", max_sessions: int = 50, version: str = "1",
+                   run_window: str | None = None) -> None:
+    await h.publish(Events.COLLECTOR_ANNOUNCED.base, CollectorAnnounced(
+        collector_id=collector, name=collector, supplier=collector, portal_url="https://p.example/",
+        login_kind="identifier", frequency_hours=24, max_sessions=max_sessions, version=version,
+        run_window=run_window, worker_id=f"w-{version}"))
+
+
+@pytest.fixture
+async def harness(nats_url: str, mongodb_url: str | None, db_prefix: str) -> AsyncIterator[Harness]:
+    clock = Clock()
+    # Ticks are driven by the tests; the background loop only loads and then sleeps.
+    settings = SchedulerSettings(nats_url=nats_url, mongodb_url=mongodb_url, db_prefix=db_prefix, tick_s=3600,
+                                 refresh_s=3600, max_dispatch_per_tick=10, probe_interval_s=600,
+                                 incident_window_s=1800)
+    nc = await nats.connect(nats_url)
+    h = Harness(nats_url, settings, clock, nc)
+    await h.add_replica()
+    await announce(h)
+    await asyncio.sleep(0.3)
+    yield h
+    await h.stop_replicas()
+    await nc.close()
+
+
+def _by_account(jobs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {j["account_id"]: j for j in jobs}
+
+
+async def test_activation_runs_at_once_then_at_the_accounts_daily_slot(harness: Harness) -> None:
+    await harness.activate("acc-1")
+    [job] = await harness.drain_jobs()
+    assert (job["account_id"], job["reason"]) == ("acc-1", "activation")
+    await harness.result(job)
+    await asyncio.sleep(0.3)
+    changes = [e for e in await harness.stream_events(Events.SCHEDULE_CHANGED.pattern) if e["account_id"] == "acc-1"]
+    nxt = datetime.fromisoformat(changes[-1]["next_run_at"])
+    assert START + timedelta(hours=12) <= nxt <= START + timedelta(hours=36)
+    assert changes[-1]["pause_reason"] is None
+
+    harness.clock.now = nxt - timedelta(seconds=1)
+    assert await harness.tick() == 0
+    harness.clock.now = nxt
+    assert await harness.tick() == 1
+    [again] = await harness.drain_jobs()
+    assert again["reason"] == "scheduled" and datetime.fromisoformat(again["planned_at"]) == nxt
+    assert again["job_id"] != job["job_id"]
+
+
+async def test_transient_failures_back_off_and_success_resets(harness: Harness) -> None:
+    await harness.activate("acc-2")
+    [job] = await harness.drain_jobs()
+    await harness.result(job, CollectionErrorCode.SUPPLIER_UNAVAILABLE)
+    await asyncio.sleep(0.3)
+    harness.clock.advance(minutes=14)
+    assert await harness.tick() == 0
+    harness.clock.advance(minutes=2)
+    assert await harness.tick() == 1
+    [retry] = await harness.drain_jobs()
+    assert retry["attempt"] == 1
+    await harness.result(retry, CollectionErrorCode.SUPPLIER_UNAVAILABLE)
+    await asyncio.sleep(0.3)
+    harness.clock.advance(minutes=59)
+    assert await harness.tick() == 0
+    harness.clock.advance(minutes=2)
+    assert await harness.tick() == 1
+    [third] = await harness.drain_jobs()
+    await harness.result(third)  # success: back to the daily slot, counters reset
+    await asyncio.sleep(0.3)
+    harness.clock.advance(hours=6)
+    assert await harness.tick() == 0
+
+
+async def test_authentication_errors_are_never_retried_in_the_background(harness: Harness) -> None:
+    await harness.activate("acc-3")
+    [job] = await harness.drain_jobs()
+    await harness.result(job, CollectionErrorCode.LOGIN_FAILED)
+    await asyncio.sleep(0.3)
+    for _ in range(5):
+        harness.clock.advance(days=2)
+        assert await harness.tick() == 0
+    changes = [e for e in await harness.stream_events(Events.SCHEDULE_CHANGED.pattern) if e["account_id"] == "acc-3"]
+    assert (changes[-1]["next_run_at"], changes[-1]["pause_reason"]) == (None, "login_failed")
+    # The user acts: it runs at once.
+    await harness.publish(Events.ACCOUNT_RETRY_REQUESTED.for_tenant("t1"), AccountRetryRequested(
+        tenant_id="t1", account_id="acc-3", collector_id="portal-a"))
+    [retry] = await harness.drain_jobs()
+    assert retry["reason"] == "retry"
+
+
+async def test_a_locked_account_waits_a_day_before_a_user_retry_runs(harness: Harness) -> None:
+    await harness.activate("acc-4")
+    [job] = await harness.drain_jobs()
+    await harness.result(job, CollectionErrorCode.ACCOUNT_LOCKED)
+    await asyncio.sleep(0.3)
+    harness.clock.advance(hours=2)
+    await harness.publish(Events.ACCOUNT_RETRY_REQUESTED.for_tenant("t1"), AccountRetryRequested(
+        tenant_id="t1", account_id="acc-4", collector_id="portal-a"))
+    assert await harness.drain_jobs() == []
+    harness.clock.advance(hours=21)
+    assert await harness.tick() == 0
+    harness.clock.advance(hours=1, seconds=1)
+    assert await harness.tick() == 1
+
+
+async def test_never_more_sessions_on_a_portal_than_it_allows(harness: Harness) -> None:
+    await announce(harness, "polite", max_sessions=2)
+    await asyncio.sleep(0.3)
+    for i in range(5):
+        await harness.activate(f"p-{i}", collector="polite")
+    first = await harness.drain_jobs()
+    assert len(first) == 2
+    for _ in range(3):
+        harness.clock.advance(seconds=5)
+        assert await harness.tick() == 0  # both sessions are taken
+    await harness.result(first[0])
+    await asyncio.sleep(0.3)
+    harness.clock.advance(seconds=5)
+    assert await harness.tick() == 1
+    assert len(await harness.drain_jobs()) == 1
+    # A worker that died never reports back: its session expires (lease TTL) and the queue moves on.
+    harness.clock.advance(minutes=11)
+    assert await harness.tick() == 2
+
+
+async def test_a_collector_wide_failure_is_one_incident_with_a_probe(harness: Harness) -> None:
+    await announce(harness, "fragile", version="1")
+    await asyncio.sleep(0.3)
+    for i in range(4):
+        await harness.activate(f"f-{i}", collector="fragile", tenant=f"t{i % 2}")
+    jobs = _by_account(await harness.drain_jobs())
+    assert len(jobs) == 4
+    for i in range(3):
+        await harness.result(jobs[f"f-{i}"], CollectionErrorCode.INTERFACE_CHANGED)
+    await asyncio.sleep(0.5)
+    [declared] = await harness.stream_events(Events.INCIDENT_DECLARED.pattern)
+    assert declared["collector_id"] == "fragile" and declared["error_code"] == "interface_changed"
+    assert sorted(a["account_id"] for a in declared["affected"]) == ["f-0", "f-1", "f-2", "f-3"]
+    # Nobody hammers the portal; one account probes it now and then.
+    harness.clock.advance(minutes=9)
+    assert await harness.tick() == 0
+    harness.clock.advance(minutes=2)
+    assert await harness.tick() == 1
+    [probe] = await harness.drain_jobs()
+    assert probe["reason"] == "probe"
+    await harness.result(probe, CollectionErrorCode.INTERFACE_CHANGED)
+    await asyncio.sleep(0.3)
+    harness.clock.advance(minutes=11)
+    assert await harness.tick() == 1
+    [probe2] = await harness.drain_jobs()
+    assert probe2["account_id"] == probe["account_id"]
+    # A new version of the collector is announced: everyone resumes, spread over a few minutes.
+    await announce(harness, "fragile", version="2")
+    await asyncio.sleep(0.5)
+    [resolved] = await harness.stream_events(Events.INCIDENT_RESOLVED.pattern)
+    assert resolved["reason"] == "collector_updated"
+    harness.clock.advance(minutes=6)
+    assert await harness.tick() == 4
+    assert sorted(j["account_id"] for j in await harness.drain_jobs()) == ["f-0", "f-1", "f-2", "f-3"]
+    assert len(await harness.stream_events(Events.INCIDENT_DECLARED.pattern)) == 1
+
+
+async def test_a_successful_probe_ends_the_incident(harness: Harness) -> None:
+    await announce(harness, "down")
+    await asyncio.sleep(0.3)
+    for i in range(3):
+        await harness.activate(f"d-{i}", collector="down")
+    jobs = await harness.drain_jobs()
+    for job in jobs:
+        await harness.result(job, CollectionErrorCode.SUPPLIER_UNAVAILABLE)
+    await asyncio.sleep(0.5)
+    assert len(await harness.stream_events(Events.INCIDENT_DECLARED.pattern)) == 1
+    harness.clock.advance(minutes=11)
+    assert await harness.tick() == 1
+    [probe] = await harness.drain_jobs()
+    await harness.result(probe)
+    await asyncio.sleep(0.5)
+    [resolved] = await harness.stream_events(Events.INCIDENT_RESOLVED.pattern)
+    assert resolved["reason"] == "probe_succeeded"
+    harness.clock.advance(minutes=6)
+    assert await harness.tick() == 3
+
+
+async def test_schedules_survive_a_restart_and_catch_up_spread_out(harness: Harness) -> None:
+    for i in range(25):
+        await harness.activate(f"r-{i}")
+    jobs = await harness.drain_jobs()
+    assert len(jobs) == 25
+    for job in jobs:
+        await harness.result(job)
+    await asyncio.sleep(0.5)
+    await harness.stop_replicas()
+    harness.clock.advance(days=3)  # down for three days
+    await harness.add_replica()
+    counts = [await harness.tick() for _ in range(4)]
+    assert counts == [10, 10, 5, 0]  # at most max_dispatch_per_tick per tick, then done
+    assert sorted(j["account_id"] for j in await harness.drain_jobs()) == sorted(f"r-{i}" for i in range(25))
+
+
+async def test_two_replicas_never_dispatch_the_same_run_twice(harness: Harness) -> None:
+    await harness.add_replica()
+    for i in range(40):
+        await harness.activate(f"x-{i}")
+    first = await harness.drain_jobs(settle=1.0)
+    assert len(first) == 40 and len({j["job_id"] for j in first}) == 40
+    for job in first:
+        await harness.result(job)
+    await asyncio.sleep(1.0)
+    harness.clock.advance(hours=36)
+    for rt in harness.replicas:  # each replica learns what the other scheduled
+        await rt.extras["service"].refresh()
+    total = 0
+    for _ in range(8):
+        total += await harness.tick()
+    second = await harness.drain_jobs()
+    assert total == 40
+    assert len(second) == 40 and len({j["account_id"] for j in second}) == 40
