@@ -30,6 +30,8 @@ import mongomock_ng
 from mongomock_ng import filtering as _mm_filtering
 from mongomock_ng import helpers as _mm_helpers
 from mongomock_ng.collection import Collection as _MockCollection
+from mongomock_ng.collection import Cursor as _MockCursor
+from mongomock_ng.collection import _cast_document_class
 from pymongo.errors import DuplicateKeyError, InvalidOperation
 from pymongo.results import (
     BulkWriteResult,
@@ -118,10 +120,29 @@ def _iter_documents(self: Any, filter: Any) -> Any:
 
 def _lookup(self: Any, filter: Mapping[str, Any], ids: list[Any]) -> Any:
     found = [self._store[i] for i in dict.fromkeys(ids) if i in self._store]
-    return (doc for doc in found if _filter_applies(filter, doc))
+    rest = {key: value for key, value in filter.items() if key != "_id"}  # _id is satisfied by the lookup
+    return (doc for doc in found if not rest or _filter_applies(rest, doc))
 
 
 _MockCollection._iter_documents = _iter_documents  # type: ignore[method-assign]
+
+
+def _cursor_next(self: Any) -> Any:
+    """mongomock-ng slices the whole result list again for every document it yields, which makes
+    reading a cursor quadratic (minutes for a million schedules); index into it instead."""
+    results = self._compute_results()
+    if self._limit and self._emitted >= abs(self._limit):
+        raise StopIteration
+    position = self._skip + self._emitted
+    if position >= len(results):
+        raise StopIteration
+    self._emitted += 1
+    document_class = self.collection.codec_options.document_class
+    return _cast_document_class(results[position], document_class)  # type: ignore[no-untyped-call]
+
+
+_MockCursor.__next__ = _cursor_next  # type: ignore[method-assign]
+_MockCursor.next = _cursor_next
 
 
 class _Wrapper:

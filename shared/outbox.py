@@ -13,6 +13,7 @@ import asyncio
 from typing import Any
 
 from faststream.nats import NatsBroker
+from pymongo import UpdateOne
 
 from shared.broker import jetstream
 from shared.events import CollectJob, Event
@@ -56,10 +57,11 @@ class OutboxRelay:
             if not entries:
                 return 0
             await asyncio.gather(*(self._publish(entry) for entry in entries))
-            await self.collection.update_many(
-                {"_id": {"$in": [doc["_id"] for doc in docs]}},
-                {"$pull": {"outbox": {"msg_id": {"$in": [entry["msg_id"] for entry in entries]}}}},
-            )
+            await self.collection.bulk_write([
+                UpdateOne({"_id": doc["_id"]},
+                          {"$pull": {"outbox": {"msg_id": {"$in": [e["msg_id"] for e in doc["outbox"]]}}}})
+                for doc in docs
+            ], ordered=False)
         return len(entries)
 
     async def run(self) -> None:

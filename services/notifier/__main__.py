@@ -1,5 +1,5 @@
 from services.notifier.app import build
-from shared.settings import Settings
+from shared.settings import NotifierSettings
 from shared.standalone import run_standalone
 
-run_standalone(lambda: build(Settings()))
+run_standalone(lambda: build(NotifierSettings()))

@@ -2,23 +2,48 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from functools import partial
+
+from services.notifier import rules
+from services.notifier.channels import Channel, EmailChannel, InAppChannel, SmtpConfig, WebhookChannel
+from services.notifier.delivery import DeliveryPolicy, Dispatcher
 from services.notifier.repository import NotifierRepository
-from services.notifier.service import InAppChannel, NotifierService
+from services.notifier.service import NotifierService
 from shared import api, events
 from shared.broker import api_handler, consume, event_handler, make_broker, serve_api
+from shared.events import utcnow
 from shared.mongo import make_mongo_client
 from shared.runtime import ServiceRuntime
-from shared.settings import Settings
+from shared.settings import NotifierSettings, Settings
 from shared.subjects import Api, Events
 
 NAME = "notifier"
 
 
-def build(settings: Settings) -> ServiceRuntime:
-    broker = make_broker(settings.nats_url, NAME)
-    repo = NotifierRepository(make_mongo_client(settings.mongodb_url)[settings.database_name(NAME)])
-    # Email (SMTP) and signed webhook channels join this list in a later issue.
-    service = NotifierService(repo, [InAppChannel(broker)])
+def notifier_settings(settings: Settings) -> NotifierSettings:
+    """The notifier's own settings; plain ``Settings`` (as ``collectors up`` passes) are completed
+    from the environment (``COLLECTORS_SMTP_HOST``...)."""
+    if isinstance(settings, NotifierSettings):
+        return settings
+    return NotifierSettings(**settings.model_dump())
+
+
+def rule_policy(s: NotifierSettings) -> rules.Policy:
+    return rules.Policy(transient_after=timedelta(hours=s.transient_alert_after_h),
+                        reminders=tuple(timedelta(days=d) for d in sorted(s.reminder_days)))
+
+
+def build(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> ServiceRuntime:
+    """``clock`` drives the time-based rules and delivery retries (tests move it forward)."""
+    s = notifier_settings(settings)
+    broker = make_broker(s.nats_url, NAME)
+    repo = NotifierRepository(make_mongo_client(s.mongodb_url)[s.database_name(NAME)])
+    webhook = WebhookChannel(timeout_s=s.delivery_timeout_s)
+    channels: list[Channel] = [InAppChannel(broker), EmailChannel(SmtpConfig.from_settings(s)), webhook]
+    dispatcher = Dispatcher(repo, channels, DeliveryPolicy.from_settings(s), clock)
+    service = NotifierService(repo, channels, dispatcher, clock=clock, policy=rule_policy(s))
 
     routes = [
         (Api.NOTIFIER_PREFS_GET, api.TenantRequest, service.get_prefs),
@@ -28,12 +53,21 @@ def build(settings: Settings) -> ServiceRuntime:
     for subject, model, func in routes:
         serve_api(broker, subject, NAME, api_handler(model, func, service=NAME))  # type: ignore[arg-type]
 
-    # One message at a time: FastStream handles a fetched batch concurrently, and telling a recovery
-    # needs an account's status changes in order.
+    # One message at a time: FastStream handles a fetched batch concurrently, and the rules need an
+    # account's status changes in order. Handlers only record; delivery happens in the dispatcher.
     consume(broker, Events.ACCOUNT_STATUS_CHANGED.pattern, owner="accounts", durable="notifier-status",
             handler=event_handler(events.AccountStatusChanged, service.account_status_changed,
                                   service=NAME), batch_size=1)
+    consume(broker, Events.INCIDENT_DECLARED.pattern, owner="scheduler", durable="notifier-incident-declared",
+            handler=event_handler(events.IncidentDeclared, service.incident_declared, service=NAME))
+    consume(broker, Events.INCIDENT_RESOLVED.pattern, owner="scheduler", durable="notifier-incident-resolved",
+            handler=event_handler(events.IncidentResolved, service.incident_resolved, service=NAME))
+    consume(broker, Events.REQUEST_STATUS_CHANGED.pattern, owner="requests", durable="notifier-requests",
+            handler=event_handler(events.RequestStatusChanged, service.request_status_changed, service=NAME))
 
     rt = ServiceRuntime(NAME, broker)
     rt.on_connect.append(repo.create_indexes)
+    rt.background.append(dispatcher.run)
+    rt.background.append(partial(service.run_sweeps, s.sweep_s))
+    rt.on_stop.append(webhook.close)
     return rt

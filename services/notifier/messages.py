@@ -1,12 +1,25 @@
-"""What the pharmacist reads in a notification: French by default, English on request (§1, §8)."""
+"""What the pharmacist reads: notifications rendered from the jinja2 templates in ``templates/<lang>/``
+(French by default, English on request, §1, §8), and the API's validation messages.
+
+A notification template defines two macros, ``subject()`` and ``body()``; shared phrases (what each
+error means, what to do about it) live in ``templates/<lang>/_texts.j2``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
 
 from shared.errors import CollectionErrorCode
 
 Lang = str
+LANGS = ("fr", "en")
+TEMPLATES = Path(__file__).parent / "templates"
 
 
 @dataclass(frozen=True)
@@ -15,55 +28,72 @@ class Rendered:
     body: str
 
 
-# For each user-fixable error: (what happened, what to do), each as (French, English).
-_FIXABLE: dict[CollectionErrorCode, tuple[tuple[str, str], tuple[str, str]]] = {
-    CollectionErrorCode.LOGIN_FAILED: (
-        ("le portail du fournisseur a refusé l'identifiant ou le mot de passe",
-         "the supplier's portal rejected the login or password"),
-        ("Mettez à jour votre mot de passe dans Collecteurs → Modifier : la collecte reprendra "
-         "aussitôt.",
-         "Update your password in Collectors → Edit: collection resumes at once."),
-    ),
-    CollectionErrorCode.PASSWORD_EXPIRED: (
-        ("votre mot de passe a expiré sur le portail du fournisseur",
-         "your password expired on the supplier's portal"),
-        ("Changez-le sur le portail du fournisseur, puis mettez à jour votre mot de passe dans "
-         "Collecteurs → Modifier : la collecte reprendra aussitôt.",
-         "Change it on the supplier's portal, then update your password in Collectors → Edit: "
-         "collection resumes at once."),
-    ),
-    CollectionErrorCode.ACCOUNT_LOCKED: (
-        ("votre compte est bloqué sur le portail du fournisseur",
-         "your account is locked on the supplier's portal"),
-        ("Faites-le débloquer par le fournisseur, puis cliquez sur Réessayer dans Collecteurs. "
-         "D'ici là, nous ne tentons plus de connexion pour ne pas prolonger le blocage.",
-         "Have the supplier unlock it, then click Retry in Collectors. Until then we make no login "
-         "attempt, so as not to prolong the lock."),
-    ),
-    CollectionErrorCode.ACTION_REQUIRED_ON_SITE: (
-        ("le portail du fournisseur vous demande une action (conditions à accepter, formulaire à "
-         "remplir)",
-         "the supplier's portal asks you to act (terms to accept, a form to fill in)"),
-        ("Connectez-vous au portail du fournisseur, faites ce qui est demandé, puis cliquez sur "
-         "Réessayer dans Collecteurs.",
-         "Log in to the supplier's portal, do what it asks, then click Retry in Collectors."),
-    ),
-    CollectionErrorCode.TWO_FACTOR_REQUIRED: (
-        ("le portail du fournisseur demande une validation en deux étapes que nous ne pouvons pas "
-         "faire à votre place",
-         "the supplier's portal asks for a two-step verification we cannot do for you"),
-        ("Désactivez si possible cette validation pour ce compte sur le portail du fournisseur, "
-         "puis cliquez sur Réessayer dans Collecteurs.",
-         "If you can, turn this verification off for this account on the supplier's portal, then "
-         "click Retry in Collectors."),
-    ),
-}
+@cache
+def _environment() -> jinja2.Environment:
+    # Plain text (email, webhook JSON, in-app): nothing to escape. StrictUndefined makes a template
+    # that names a missing value fail loudly instead of printing a blank.
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=False,
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                              keep_trailing_newline=False)
 
-_GENERIC: tuple[tuple[str, str], tuple[str, str]] = (
-    ("la collecte de vos factures est bloquée", "the collection of your invoices is blocked"),
-    ("Ouvrez Collecteurs pour voir le détail et corriger la situation.",
-     "Open Collectors to see the details and fix it."),
-)
+
+def render(kind: str, lang: Lang = "fr", **values: Any) -> Rendered:
+    """Render the ``kind`` notification in ``lang`` (French when the language is unknown)."""
+    lang = lang if lang in LANGS else "fr"
+    module = _environment().get_template(f"{lang}/{kind}.j2").make_module(values)
+    # The macros a notification template must define (jinja2 exposes them as attributes).
+    subject = " ".join(str(getattr(module, "subject")()).split())  # noqa: B009
+    return Rendered(subject, str(getattr(module, "body")()).strip())  # noqa: B009
+
+
+def _code(code: CollectionErrorCode | str | None) -> str | None:
+    return str(code.value) if isinstance(code, CollectionErrorCode) else code
+
+
+def action_required(code: CollectionErrorCode | str | None, login: str, collector: str,
+                    lang: Lang = "fr") -> Rendered:
+    """An account changed into ``action_required``: say what happened and what to do."""
+    return render("action_required", lang, code=_code(code), login=login, collector=collector)
+
+
+def action_required_reminder(code: CollectionErrorCode | str | None, login: str, collector: str, days: int,
+                             lang: Lang = "fr") -> Rendered:
+    return render("action_required_reminder", lang, code=_code(code), login=login, collector=collector,
+                  days=days, hours=days * 24)
+
+
+def transient_failure(code: CollectionErrorCode | str | None, login: str, collector: str, hours: int,
+                      lang: Lang = "fr", *, reminder: bool = False) -> Rendered:
+    kind = "transient_failure_reminder" if reminder else "transient_failure"
+    return render(kind, lang, code=_code(code), login=login, collector=collector, hours=hours,
+                  days=hours // 24)
+
+
+def recovered(login: str, collector: str, lang: Lang = "fr") -> Rendered:
+    """An account is collecting again after a problem the pharmacy was told about."""
+    return render("recovered", lang, login=login, collector=collector)
+
+
+def incident_declared(code: CollectionErrorCode | str | None, collector: str, logins: Sequence[str],
+                      lang: Lang = "fr") -> Rendered:
+    return render("incident_declared", lang, code=_code(code), collector=collector, logins=list(logins))
+
+
+def incident_resolved(collector: str, logins: Sequence[str], lang: Lang = "fr") -> Rendered:
+    return render("incident_resolved", lang, collector=collector, logins=list(logins))
+
+
+def request_available(supplier: str, portal: str, name: str, login_kind: str | None,
+                      lang: Lang = "fr") -> Rendered:
+    return render("request_available", lang, supplier=supplier, portal=portal, name=name,
+                  login_kind=login_kind or "identifier")
+
+
+def request_rejected(supplier: str, reason: str, lang: Lang = "fr") -> Rendered:
+    return render("request_rejected", lang, supplier=supplier, reason=reason)
+
+
+# --- API messages ----------------------------------------------------------------------------------
 
 _API: dict[str, tuple[str, str]] = {
     "emails_too_many": (
@@ -88,6 +118,10 @@ _API: dict[str, tuple[str, str]] = {
         "L'adresse du webhook ne doit contenir ni identifiant ni mot de passe.",
         "The webhook address must not contain a login or a password.",
     ),
+    "secret_without_webhook": (
+        "Indiquez d'abord l'adresse du webhook : le secret sert à signer ses appels.",
+        "Set the webhook address first: the secret signs its calls.",
+    ),
     "webhook_too_long": (
         "L'adresse du webhook est trop longue.",
         "The webhook address is too long.",
@@ -95,59 +129,6 @@ _API: dict[str, tuple[str, str]] = {
 }
 
 
-def _pick(pair: tuple[str, str], lang: Lang) -> str:
-    return pair[1] if lang == "en" else pair[0]
-
-
-def _account(login: str, lang: Lang) -> str:
-    if lang == "en":
-        return f"the account “{login}”" if login else "your account"
-    return f"le compte « {login} »" if login else "votre compte"
-
-
-def _invoices(collector: str, lang: Lang) -> str:
-    if lang == "en":
-        return f"your {collector} invoices" if collector else "your invoices"
-    return f"vos factures {collector}" if collector else "vos factures"
-
-
-def _title(prefix: str, collector: str, login: str) -> str:
-    parts = [p for p in (collector, login) if p]
-    return f"{prefix} – {', '.join(parts)}" if parts else prefix
-
-
-def action_required(code: CollectionErrorCode | None, login: str, collector: str,
-                    lang: Lang = "fr") -> Rendered:
-    """An account changed into ``action_required``: say what happened and what to do."""
-    problem, action = _FIXABLE.get(code, _GENERIC) if code is not None else _GENERIC
-    if lang == "en":
-        subject = _title("Action required", collector, login)
-        body = (f"Hello,\n\nWe can no longer retrieve {_invoices(collector, lang)} for "
-                f"{_account(login, lang)}: {_pick(problem, lang)}.\n\n{_pick(action, lang)}\n\n"
-                "Until then, collection for this account is paused.")
-    else:
-        subject = _title("Action requise", collector, login)
-        body = (f"Bonjour,\n\nNous ne pouvons plus récupérer {_invoices(collector, lang)} pour "
-                f"{_account(login, lang)} : {_pick(problem, lang)}.\n\n{_pick(action, lang)}\n\n"
-                "D'ici là, la collecte de ce compte est en pause.")
-    return Rendered(subject, body)
-
-
-def recovered(login: str, collector: str, lang: Lang = "fr") -> Rendered:
-    """An account is collecting again after a problem."""
-    if lang == "en":
-        return Rendered(
-            _title("Collection restored", collector, login),
-            f"Good news: the collection of {_invoices(collector, lang)} for {_account(login, lang)} "
-            "works again. Invoices are being retrieved; no action is needed.",
-        )
-    return Rendered(
-        _title("Collecte rétablie", collector, login),
-        f"Bonne nouvelle : la collecte de {_invoices(collector, lang)} pour {_account(login, lang)} "
-        "fonctionne à nouveau. Les factures sont en cours de récupération ; aucune action n'est "
-        "nécessaire.",
-    )
-
-
 def api_message(key: str, lang: Lang = "fr", **values: object) -> str:
-    return _pick(_API[key], lang).format(**values)
+    french, english = _API[key]
+    return (english if lang == "en" else french).format(**values)

@@ -22,6 +22,8 @@ class AlreadyRequested(Exception):
 class RequestRepository:
     def __init__(self, db: Any) -> None:
         self.requests = db["requests"]
+        # What the catalog says of each collector, to tell requesters how to activate the one they got.
+        self.catalog = db["catalog"]
 
     async def create_indexes(self) -> None:
         # At most one open request per supplier and per portal domain: two pharmacies asking at the
@@ -100,3 +102,12 @@ class RequestRepository:
             return_document=ReturnDocument.AFTER,
         )
         return new
+
+    # --- catalog -------------------------------------------------------------------------------
+
+    async def record_collector(self, collector_id: str, fields: dict[str, Any]) -> None:
+        await self.catalog.update_one({"_id": collector_id}, {"$set": fields}, upsert=True)
+
+    async def collector(self, collector_id: str) -> dict[str, Any] | None:
+        doc: dict[str, Any] | None = await self.catalog.find_one({"_id": collector_id})
+        return doc

@@ -104,12 +104,20 @@ class RequestsService:
 
     async def _move(self, doc: dict[str, Any], status: RequestStatus, collector_id: str | None,
                     reason: str | None) -> dict[str, Any] | None:
-        """Move an (already checked) request to ``status`` with its event; None if it changed meanwhile."""
+        """Move an (already checked) request to ``status`` with its event; None if it changed meanwhile.
+
+        The event names the collector as the catalog shows it, when known, so that the notifier can
+        tell every requester how to activate it.
+        """
         now = utcnow()
+        entry = await self.repo.collector(collector_id) if collector_id else None
         evt = RequestStatusChanged(
             request_id=doc["_id"], supplier=doc["supplier"], portal_url=doc.get("portal_url"),
             status=status, previous_status=doc["status"], requesters=list(doc["requesters"]),
             votes=doc["votes"], collector_id=collector_id, reason=reason,
+            collector_name=entry.get("name") if entry else None,
+            collector_supplier=entry.get("supplier") if entry else None,
+            login_kind=entry.get("login_kind") if entry else None,
         )
         new = await self.repo.update_if_unchanged(doc, {
             "$set": {"status": status, "open": domain.is_open(status), "collector_id": collector_id,
@@ -127,6 +135,9 @@ class RequestsService:
 
     async def collector_announced(self, evt: CollectorAnnounced) -> None:
         """A collector for a requested supplier or portal exists now: the request is fulfilled."""
+        await self.repo.record_collector(evt.collector_id, {
+            "name": evt.name, "supplier": evt.supplier, "portal_url": evt.portal_url,
+            "login_kind": evt.login_kind, "version": evt.version})
         key = domain.supplier_key(evt.supplier) or None
         portal = domain.portal_domain(evt.portal_url)
         for _ in range(MAX_ATTEMPTS):

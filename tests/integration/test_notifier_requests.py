@@ -3,97 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from faststream.nats import NatsBroker
-from nats.js import JetStreamContext
 
-from services.notifier.app import build as build_notifier
-from services.notifier.repository import NotifierRepository
-from services.notifier.service import DeliveryFailed, NotifierService
-from services.requests.app import build as build_requests
-from shared.api import Prefs, TenantRequest
-from shared.broker import ensure_streams, jetstream, make_broker, publish_event
-from shared.client import ApiClient
-from shared.errors import CollectionErrorCode, RemoteApiError
+from shared.broker import publish_event
+from shared.errors import CollectionErrorCode
 from shared.events import AccountStatus, AccountStatusChanged, CollectorAnnounced
-from shared.mongo import MongoClientLike
-from shared.runtime import ServiceRuntime
-from shared.settings import Settings
-from shared.subjects import STREAMS, Api, Events
-from tests.integration.helpers import eventually
-
-
-@dataclass
-class Platform:
-    client: ApiClient
-    broker: NatsBroker
-
-    @property
-    def js(self) -> JetStreamContext:
-        return jetstream(self.broker)
-
-    async def call(self, subject: str, payload: dict[str, Any]) -> dict[str, Any]:
-        return await self.client.call(subject, payload)
-
-    async def error(self, subject: str, payload: dict[str, Any]) -> RemoteApiError:
-        with pytest.raises(RemoteApiError) as err:
-            await self.client.call(subject, payload)
-        return err.value
-
-    async def raw(self, subject: str, data: bytes) -> dict[str, Any]:
-        msg = await self.client.nc.request(subject, data, timeout=5)
-        reply: dict[str, Any] = json.loads(msg.data)
-        return reply
-
-    async def consumed(self, owner: str, durable: str) -> None:
-        """Wait until a durable consumer has handled everything in its stream's subjects so far."""
-        stream = STREAMS[owner].name
-        assert stream
-
-        async def done() -> bool:
-            info = await self.js.consumer_info(stream, durable)
-            return bool(info.num_pending == 0 and info.num_ack_pending == 0 and info.delivered.stream_seq)
-        await eventually(done, what=f"{durable} to catch up")
-
-    async def messages(self, owner: str, subject: str) -> list[dict[str, Any]]:
-        """Every message stored on ``subject`` in an owner's stream, oldest first."""
-        stream = STREAMS[owner].name
-        assert stream
-        found: list[dict[str, Any]] = []
-        info = await self.js.stream_info(stream)
-        for seq in range(info.state.first_seq, info.state.last_seq + 1):
-            try:
-                msg = await self.js.get_msg(stream, seq)
-            except Exception:
-                continue
-            if msg.subject == subject and msg.data:
-                found.append(json.loads(msg.data))
-        return found
+from shared.subjects import Api, Events
+from tests.notifier_harness import Platform, running_platform
 
 
 @pytest.fixture
 async def platform(nats_url: str, mongodb_url: str | None, db_prefix: str) -> AsyncIterator[Platform]:
-    settings = Settings(nats_url=nats_url, mongodb_url=mongodb_url, db_prefix=db_prefix)
-    runtimes: list[ServiceRuntime] = [build_notifier(settings), build_requests(settings)]
-    for rt in runtimes:
-        await rt.start()
-    broker = make_broker(nats_url, "test-publisher")
-    await broker.connect()
-    await ensure_streams(jetstream(broker))
-    client = await ApiClient.connect(nats_url)
-    try:
-        yield Platform(client, broker)
-    finally:
-        await client.close()
-        await broker.stop()
-        for rt in reversed(runtimes):
-            await rt.stop()
+    async with running_platform(nats_url, mongodb_url, db_prefix) as p:
+        yield p
 
 
 # --- malformed payloads ---------------------------------------------------------------------------
@@ -122,24 +48,37 @@ async def test_list_requests_accepts_an_empty_payload_but_not_a_bad_filter(platf
 
 async def test_prefs_defaults_then_partial_updates(platform: Platform) -> None:
     assert await platform.call(Api.NOTIFIER_PREFS_GET, {"tenant_id": "ph1"}) == {
-        "tenant_id": "ph1", "emails": [], "webhook_url": None, "language": "fr"}
+        "tenant_id": "ph1", "emails": [], "webhook_url": None, "language": "fr", "webhook_secret": None}
 
     prefs = await platform.call(Api.NOTIFIER_PREFS_SET, {
         "tenant_id": "ph1", "emails": [" compta@pharma.fr", "COMPTA@pharma.fr", "titulaire@pharma.fr"]})
     assert prefs == {"tenant_id": "ph1", "emails": ["compta@pharma.fr", "titulaire@pharma.fr"],
-                     "webhook_url": None, "language": "fr"}
+                     "webhook_url": None, "language": "fr", "webhook_secret": None}
 
-    # fields left out are unchanged
+    # fields left out are unchanged; the first webhook gets its signing secret
     prefs = await platform.call(Api.NOTIFIER_PREFS_SET, {
         "tenant_id": "ph1", "webhook_url": "https://hooks.pharma.fr/collectors", "language": "en"})
     assert prefs["emails"] == ["compta@pharma.fr", "titulaire@pharma.fr"]
     assert prefs["webhook_url"] == "https://hooks.pharma.fr/collectors"
     assert prefs["language"] == "en"
+    secret = prefs["webhook_secret"]
+    assert secret.startswith("whsec_")
     assert await platform.call(Api.NOTIFIER_PREFS_GET, {"tenant_id": "ph1"}) == prefs
 
-    # an empty list / an empty URL clear them
+    # another URL keeps the secret; rotating replaces it
+    prefs = await platform.call(Api.NOTIFIER_PREFS_SET, {
+        "tenant_id": "ph1", "webhook_url": "https://hooks.pharma.fr/v2"})
+    assert prefs["webhook_secret"] == secret
+    prefs = await platform.call(Api.NOTIFIER_PREFS_SET, {"tenant_id": "ph1", "rotate_webhook_secret": True})
+    assert prefs["webhook_secret"].startswith("whsec_") and prefs["webhook_secret"] != secret
+
+    # an empty list / an empty URL clear them (the secret goes with the webhook)
     prefs = await platform.call(Api.NOTIFIER_PREFS_SET, {"tenant_id": "ph1", "emails": [], "webhook_url": ""})
-    assert prefs == {"tenant_id": "ph1", "emails": [], "webhook_url": None, "language": "en"}
+    assert prefs == {"tenant_id": "ph1", "emails": [], "webhook_url": None, "language": "en",
+                     "webhook_secret": None}
+    err = await platform.error(Api.NOTIFIER_PREFS_SET, {"tenant_id": "ph1", "rotate_webhook_secret": True})
+    assert (err.remote_code, err.field) == ("validation_error", "rotate_webhook_secret")
+    assert err.message == "Indiquez d'abord l'adresse du webhook : le secret sert à signer ses appels."
 
     # another tenant still has the defaults
     assert (await platform.call(Api.NOTIFIER_PREFS_GET, {"tenant_id": "ph2"}))["language"] == "fr"
@@ -172,7 +111,7 @@ async def test_prefs_validation_errors(platform: Platform) -> None:
 
     # nothing was stored by the refused updates
     assert await platform.call(Api.NOTIFIER_PREFS_GET, {"tenant_id": "ph1"}) == {
-        "tenant_id": "ph1", "emails": [], "webhook_url": None, "language": "fr"}
+        "tenant_id": "ph1", "emails": [], "webhook_url": None, "language": "fr", "webhook_secret": None}
 
 
 # --- notifier: rules and history ------------------------------------------------------------------
@@ -187,9 +126,7 @@ def _status(tenant: str, status: AccountStatus, previous: AccountStatus | None, 
 
 
 async def _history(platform: Platform, tenant: str) -> list[dict[str, Any]]:
-    reply = await platform.call(Api.NOTIFIER_HISTORY, {"tenant_id": tenant})
-    notes: list[dict[str, Any]] = reply["notifications"]
-    return notes
+    return await platform.history(tenant)
 
 
 async def test_action_required_is_notified_once_even_when_the_event_comes_twice(platform: Platform) -> None:
@@ -203,11 +140,11 @@ async def test_action_required_is_notified_once_even_when_the_event_comes_twice(
                               headers={"Nats-Msg-Id": f"{evt.msg_id()}:again"})
     await platform.consumed("accounts", "notifier-status")
 
-    notes = await _history(platform, "ph1")
-    assert len(notes) == 1, notes
-    note = notes[0]
+    [note] = await platform.settled("ph1", 1)
     assert note["kind"] == "action_required" and note["channel"] == "in_app"
     assert note["delivered"] is True and note["delivered_at"] and note["error"] is None
+    assert note["status"] == "delivered" and note["attempts"] == 1
+    assert note["account_id"] == "acc1" and note["collector_id"] == "ocp-classic"
     assert note["subject"] == "Action requise – OCP, officine-42"
     assert "« officine-42 »" in note["body"]
     assert "Mettez à jour votre mot de passe dans Collecteurs → Modifier" in note["body"]
@@ -241,7 +178,7 @@ async def test_notifications_follow_the_tenant_language_and_recovery_is_told(pla
         await publish_event(platform.broker, subject, evt)
     await platform.consumed("accounts", "notifier-status")
 
-    notes = await _history(platform, "ph1")
+    notes = await platform.settled("ph1", 2)
     assert [n["kind"] for n in notes] == ["recovered", "action_required"]  # newest first
     assert notes[1]["subject"] == "Action required – OCP, officine-42"
     assert "your password expired" in notes[1]["body"]
@@ -250,75 +187,39 @@ async def test_notifications_follow_the_tenant_language_and_recovery_is_told(pla
     assert all(n["delivered"] for n in notes)
 
 
-async def test_recovery_from_retrying_and_direct_previous_status(platform: Platform) -> None:
+async def test_no_recovery_notice_for_a_problem_never_told(platform: Platform) -> None:
     subject = Events.ACCOUNT_STATUS_CHANGED.for_tenant("ph3")
     for evt in [
+        # a short transient failure: not told, so neither is its end
         _status("ph3", AccountStatus.RETRYING, AccountStatus.COLLECTING, code="supplier_unavailable",
                 account="a1"),
         _status("ph3", AccountStatus.COLLECTING, AccountStatus.RETRYING, account="a1"),
         _status("ph3", AccountStatus.OK, AccountStatus.COLLECTING, account="a1"),
-        # no problem remembered for a2, but the event itself says it leaves action_required
-        _status("ph3", AccountStatus.OK, AccountStatus.ACTION_REQUIRED, account="a2"),
         # a first success after activation is no recovery
         _status("ph3", AccountStatus.OK, AccountStatus.PENDING, account="a3"),
     ]:
         await publish_event(platform.broker, subject, evt)
     await platform.consumed("accounts", "notifier-status")
-    notes = await _history(platform, "ph3")
-    assert [n["kind"] for n in notes] == ["recovered", "recovered"]
-    assert notes[0]["subject"].startswith("Collecte rétablie")
+    await asyncio.sleep(0.2)
+    assert await _history(platform, "ph3") == []
 
 
 async def test_a_late_problem_event_does_not_reopen_a_recovered_account(platform: Platform) -> None:
     subject = Events.ACCOUNT_STATUS_CHANGED.for_tenant("ph4")
-    problem = _status("ph4", AccountStatus.RETRYING, AccountStatus.COLLECTING, code="rate_limited")
+    alert = _status("ph4", AccountStatus.ACTION_REQUIRED, AccountStatus.COLLECTING, code="login_failed")
     ok = _status("ph4", AccountStatus.OK, AccountStatus.COLLECTING)
-    ok.occurred_at = problem.occurred_at + timedelta(seconds=5)
-    later = _status("ph4", AccountStatus.OK, AccountStatus.COLLECTING)
-    later.occurred_at = problem.occurred_at + timedelta(seconds=10)
-    for evt in (ok, problem, later):  # the problem is redelivered after the recovery
+    ok.occurred_at = alert.occurred_at + timedelta(seconds=5)
+    late = _status("ph4", AccountStatus.RETRYING, AccountStatus.COLLECTING, code="rate_limited")
+    late.occurred_at = alert.occurred_at + timedelta(seconds=2)
+    for evt in (alert, ok, late):  # the retrying event is redelivered after the recovery
         await publish_event(platform.broker, subject, evt)
     await platform.consumed("accounts", "notifier-status")
-    assert await _history(platform, "ph4") == []
-
-
-class FlakyChannel:
-    """A channel that fails its first delivery."""
-
-    name = "flaky"
-
-    def __init__(self) -> None:
-        self.delivered: list[str] = []
-        self.calls = 0
-
-    def wants(self, prefs: Prefs) -> bool:
-        return True
-
-    async def deliver(self, notification: dict[str, Any], prefs: Prefs) -> None:
-        self.calls += 1
-        if self.calls == 1:
-            raise ConnectionError("smtp down")
-        self.delivered.append(notification["_id"])
-
-
-async def test_a_failed_delivery_is_retried_on_redelivery_without_a_second_record(
-        mongo_client: MongoClientLike, db_prefix: str) -> None:
-    repo = NotifierRepository(mongo_client[f"{db_prefix}_notifier"])
-    await repo.create_indexes()
-    channel = FlakyChannel()
-    service = NotifierService(repo, [channel])
-    evt = _status("ph1", AccountStatus.ACTION_REQUIRED, AccountStatus.COLLECTING, code="account_locked")
-
-    with pytest.raises(DeliveryFailed):
-        await service.account_status_changed(evt)
-    [note] = (await service.history(TenantRequest(tenant_id="ph1"))).notifications
-    assert note.delivered is False and note.error == "ConnectionError: smtp down"
-
-    await service.account_status_changed(evt)  # JetStream redelivers the nacked event
-    await service.account_status_changed(evt)  # and once more, after a lost ack
-    [note] = (await service.history(TenantRequest(tenant_id="ph1"))).notifications
-    assert note.delivered is True and note.error is None and note.channel == "flaky"
-    assert channel.delivered == [note.id]
+    notes = await platform.settled("ph4", 2)
+    assert [n["kind"] for n in notes] == ["recovered", "action_required"]
+    # the late problem opened nothing: a day later the sweep has nothing to tell
+    platform.clock.advance(timedelta(days=2))
+    await asyncio.sleep(0.3)
+    assert len(await _history(platform, "ph4")) == 2
 
 
 # --- requests -------------------------------------------------------------------------------------
@@ -488,7 +389,31 @@ async def test_announced_collector_fulfils_matching_requests(platform: Platform)
         (by_name["id"], "available", "rps-classic"), (by_portal["id"], "available", "rps-pro")])
     fulfilled = next(c for c in changes if c["request_id"] == by_name["id"])
     assert fulfilled["requesters"] == ["ph1", "ph2"]
+    # the event says how the catalog shows the collector, for the notice to the requesters
+    assert fulfilled["collector_name"] == "Répartition Pharmaceutique-Sud (portail)"
+    assert fulfilled["collector_supplier"] == "Répartition Pharmaceutique-Sud"
+    assert fulfilled["login_kind"] == "identifier"
 
     # a request made after the fulfilment is a new one (the old one is closed)
     late = await _create(platform, "ph4", "RPS", "https://rps-pharma.fr")
     assert late["id"] not in (by_name["id"], by_portal["id"]) and late["status"] == "submitted"
+
+
+async def test_an_operator_marking_a_request_available_names_a_known_collector(platform: Platform) -> None:
+    await publish_event(platform.broker, Events.COLLECTOR_ANNOUNCED.base,
+                        _announced("cerp-rouen", "CERP Rouen", "https://extranet.cerp-rouen.fr"))
+    await platform.consumed("scraper", "requests-catalog")
+    req = await _create(platform, "ph1", "Grossiste Normandie")  # another name: no automatic match
+    await platform.call(Api.REQUESTS_SET_STATUS, {"request_id": req["id"], "status": "available",
+                                                  "collector_id": "cerp-rouen"})
+    unknown = await _create(platform, "ph2", "Labo Y")
+    await platform.call(Api.REQUESTS_SET_STATUS, {"request_id": unknown["id"], "status": "available",
+                                                  "collector_id": "labo-y"})
+    changes = {c["request_id"]: c for c in await platform.messages("requests", Events.REQUEST_STATUS_CHANGED.base)}
+    assert changes[req["id"]]["collector_name"] == "CERP Rouen (portail)"
+    assert changes[req["id"]]["collector_supplier"] == "CERP Rouen"
+    # not announced (yet): the notice falls back on the request's own words
+    assert changes[unknown["id"]]["collector_name"] is None
+    await platform.consumed("requests", "notifier-requests")
+    [note] = await platform.settled("ph2", 1)
+    assert note["kind"] == "request_available" and "« Labo Y »" in note["body"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.notifier import messages
-from services.notifier.service import validate_emails, validate_webhook_url
+from services.notifier.preferences import validate_emails, validate_webhook_url
 from shared.errors import USER_FIXABLE, CollectionErrorCode, ValidationFailed
 
 FIXABLE = sorted(USER_FIXABLE)
@@ -94,6 +94,88 @@ def test_recovered_in_french_and_english() -> None:
     assert en.subject == "Collection restored – OCP, pharma@example.fr"
     assert "works again" in en.body
     assert "no action is needed" in en.body
+
+
+# --- the other notifications ----------------------------------------------------------------------
+
+LANGS = ["fr", "en"]
+ENGLISH_ONLY = ("Collectors", "Hello", "Good news")
+FRENCH_ONLY = ("Collecteurs", "Bonjour", "Bonne nouvelle")
+
+
+def _one_language(r: messages.Rendered, lang: str) -> None:
+    """No words of the other language leak into a message."""
+    for word in (ENGLISH_ONLY if lang == "fr" else FRENCH_ONLY):
+        assert word not in r.subject + r.body, (lang, word)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_reminder_names_the_account_the_duration_and_what_to_do(lang: str) -> None:
+    r = messages.action_required_reminder(CollectionErrorCode.LOGIN_FAILED, "officine-42", "OCP", 7, lang)
+    assert "OCP" in r.subject and "officine-42" in r.subject
+    assert ("7 jours" if lang == "fr" else "7 days") in r.body
+    assert ACTION[CollectionErrorCode.LOGIN_FAILED][0 if lang == "fr" else 1].lower() in r.body.lower()
+    _one_language(r, lang)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("code", ["supplier_unavailable", "rate_limited", "interface_changed", "download_failed",
+                                  "internal_error", None])
+def test_transient_failure_says_nothing_is_to_be_done(lang: str, code: str | None) -> None:
+    r = messages.transient_failure(code, "officine-42", "OCP", 25, lang)
+    assert r.subject == ("Collecte interrompue – OCP, officine-42" if lang == "fr"
+                         else "Collection interrupted – OCP, officine-42")
+    assert ("plus de 25 heures" if lang == "fr" else "more than 25 hours") in r.body
+    assert ("Vous n'avez rien à faire" if lang == "fr" else "You have nothing to do") in r.body
+    reminder = messages.transient_failure(code, "officine-42", "OCP", 72, lang, reminder=True)
+    assert ("3 jours" if lang == "fr" else "3 days") in reminder.body
+    assert reminder.subject != r.subject
+    _one_language(r, lang)
+    _one_language(reminder, lang)
+
+
+def test_transient_failures_explain_the_cause() -> None:
+    bodies = {code: messages.transient_failure(code, "a", "OCP", 30, "fr").body
+              for code in ("supplier_unavailable", "rate_limited", "interface_changed")}
+    assert len(set(bodies.values())) == 3
+    assert "indisponible" in bodies["supplier_unavailable"]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_incident_notices_name_the_supplier_and_every_account(lang: str) -> None:
+    r = messages.incident_declared(CollectionErrorCode.INTERFACE_CHANGED, "OCP", ["12345", "67890"], lang)
+    assert r.subject == ("Incident fournisseur – OCP" if lang == "fr" else "Supplier incident – OCP")
+    assert "12345" in r.body and "67890" in r.body
+    one = messages.incident_declared(CollectionErrorCode.SUPPLIER_UNAVAILABLE, "OCP", ["12345"], lang)
+    assert ("le compte « 12345 »" if lang == "fr" else "the account “12345”") in one.body
+    over = messages.incident_resolved("OCP", ["12345"], lang)
+    assert "OCP" in over.subject and "12345" in over.body
+    for msg in (r, one, over):
+        _one_language(msg, lang)
+
+
+def test_request_available_gives_the_words_to_activate_it() -> None:
+    fr = messages.request_available("labo gilbert", "Laboratoires Gilbert", "Gilbert — espace pro", "email", "fr")
+    assert fr.subject == "Collecteur disponible – labo gilbert"
+    assert ("ouvrez Collecteurs, choisissez le portail « Laboratoires Gilbert » puis le collecteur "
+            "« Gilbert — espace pro », saisissez votre adresse e-mail et votre mot de passe") in fr.body
+    assert "Valider" in fr.body
+    en = messages.request_available("labo gilbert", "Laboratoires Gilbert", "Gilbert", "identifier", "en")
+    assert "open Collectors" in en.body and "enter your login and your password" in en.body
+    _one_language(fr, "fr")
+    _one_language(en, "en")
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_request_rejected_gives_the_reason(lang: str) -> None:
+    r = messages.request_rejected("Labo X", "Le portail ne publie pas de factures.", lang)
+    assert "Labo X" in r.subject
+    assert "Le portail ne publie pas de factures." in r.body
+    _one_language(r, lang)
+
+
+def test_an_unknown_language_falls_back_to_french() -> None:
+    assert messages.recovered("a", "OCP", "de") == messages.recovered("a", "OCP", "fr")
 
 
 # --- preference checks ----------------------------------------------------------------------------
