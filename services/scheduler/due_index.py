@@ -22,12 +22,15 @@ class DueIndex:
     def __init__(self) -> None:
         self._heap: list[Entry] = []
         self._when: dict[str, datetime] = {}
+        self._collector: dict[str, str] = {}
 
     def __len__(self) -> int:
         return len(self._when)
 
-    def set(self, account_id: str, at: datetime | None) -> None:
+    def set(self, account_id: str, at: datetime | None, collector_id: str | None = None) -> None:
         """Schedule (or, with None, unschedule) an account; older heap entries become stale."""
+        if collector_id is not None:
+            self._collector[account_id] = collector_id
         if at is None:
             self._when.pop(account_id, None)
             return
@@ -40,6 +43,9 @@ class DueIndex:
 
     def when(self, account_id: str) -> datetime | None:
         return self._when.get(account_id)
+
+    def collector(self, account_id: str) -> str | None:
+        return self._collector.get(account_id)
 
     def pop_due(self, now: datetime, limit: int) -> list[Entry]:
         """Remove and return up to ``limit`` due entries, oldest first."""

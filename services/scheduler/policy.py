@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from dataclasses import dataclass
@@ -22,8 +23,11 @@ GOLDEN = (math.sqrt(5) - 1) / 2
 INCIDENT_CODES = frozenset({CollectionErrorCode.INTERFACE_CHANGED, CollectionErrorCode.SUPPLIER_UNAVAILABLE})
 
 
-def slot_fraction(seq: int) -> float:
-    return (seq * GOLDEN) % 1.0
+def slot_fraction(seq: int, collector_id: str = "") -> float:
+    """The n-th account of a collector; each collector's sequence starts at its own phase so that
+    the first accounts of every portal do not all land on the same minute."""
+    phase = int.from_bytes(hashlib.sha256(collector_id.encode()).digest()[:8], "big") / 2**64
+    return (phase + seq * GOLDEN) % 1.0
 
 
 @dataclass(frozen=True)

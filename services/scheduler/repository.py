@@ -10,9 +10,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
-from pymongo import ASCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo import ASCENDING, ReturnDocument, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.scheduler.policy import Cadence, Window, slot_fraction
 
@@ -37,7 +38,7 @@ class ScheduleRepository:
         await self.schedules.create_index([("next_run_at", ASCENDING)], partialFilterExpression={"active": True})
         await self.schedules.create_index([("tenant_id", ASCENDING), ("collector_id", ASCENDING)])
         await self.schedules.create_index([("collector_id", ASCENDING), ("active", ASCENDING)])
-        await self.leases.create_index([("job_id", ASCENDING)])
+        await self.leases.create_index([("holder", ASCENDING)])
         await self.failures.create_index([("collector_id", ASCENDING), ("at", ASCENDING)])
         # At most one open incident per collector, whatever replicas race to declare it.
         await self.incidents.create_index([("collector_id", ASCENDING)], unique=True,
@@ -76,7 +77,8 @@ class ScheduleRepository:
     async def create(self, tenant_id: str, account_id: str, collector_id: str, credential_version: int,
                      seq: int, next_run_at: datetime, outbox: list[dict[str, Any]]) -> dict[str, Any] | None:
         doc = {"_id": account_id, "tenant_id": tenant_id, "collector_id": collector_id,
-               "credential_version": credential_version, "seq": seq, "fraction": slot_fraction(seq),
+               "credential_version": credential_version, "seq": seq,
+               "fraction": slot_fraction(seq, collector_id),
                "next_run_at": next_run_at, "paused": None, "failures": 0, "not_before": None,
                "active": True, "deleted": False, "outbox": outbox}
         try:
@@ -102,14 +104,12 @@ class ScheduleRepository:
             {"$set": {"deleted": True, "active": False, "next_run_at": None, "paused": "deleted"}},
             upsert=True)
 
-    async def active(self) -> AsyncIterator[dict[str, Any]]:
-        async for doc in self.schedules.find({"active": True, "next_run_at": {"$ne": None}},
-                                             {"next_run_at": 1}):
+    async def active(self, fields: dict[str, int]) -> AsyncIterator[dict[str, Any]]:
+        async for doc in self.schedules.find({"active": True, "next_run_at": {"$ne": None}}, fields):
             yield doc
 
-    async def due_before(self, until: datetime) -> list[dict[str, Any]]:
-        return [d async for d in self.schedules.find({"active": True, "next_run_at": {"$lte": until}},
-                                                     {"next_run_at": 1})]
+    async def due_before(self, until: datetime, fields: dict[str, int]) -> list[dict[str, Any]]:
+        return [d async for d in self.schedules.find({"active": True, "next_run_at": {"$lte": until}}, fields)]
 
     async def of_collector(self, collector_id: str) -> list[dict[str, Any]]:
         return [d async for d in self.schedules.find({"collector_id": collector_id, "active": True})
@@ -119,37 +119,77 @@ class ScheduleRepository:
         return int(await self.schedules.count_documents({"collector_id": collector_id, "active": True}))
 
     # --- portal sessions (politeness across the whole fleet) ------------------------------------
+    # A collector has `max_sessions` slot documents with fixed ids; holding one is holding a session
+    # on its portal. Each call costs a few round trips whatever the number of jobs.
 
-    async def acquire_lease(self, collector_id: str, max_sessions: int, job_id: str, account_id: str,
-                            now: datetime, ttl: timedelta, start: int = 0) -> bool:
-        """Take one of the collector's ``max_sessions`` session slots for a job, or say none is free.
-
-        A slot is a document with a fixed id, so two replicas cannot hold it at once; a lease whose
-        job never reported back (a worker died) expires after ``ttl``.
-        """
-        for i in range(max_sessions):
-            slot = f"{collector_id}:{(start + i) % max_sessions}"
+    async def ensure_slots(self, collector_id: str, max_sessions: int) -> None:
+        slots = [_slot(collector_id, n) for n in range(max_sessions)]
+        have = {d["_id"] async for d in self.leases.find({"_id": {"$in": slots}}, {"_id": 1})}
+        missing = [{"_id": s, "collector_id": collector_id, "holder": None, "token": None, "expires_at": None}
+                   for s in slots if s not in have]
+        if missing:
             try:
-                taken = await self.leases.find_one_and_update(
-                    {"_id": slot, "$or": [{"job_id": None}, {"expires_at": {"$lte": now}}]},
-                    {"$set": {"job_id": job_id, "account_id": account_id, "collector_id": collector_id,
-                              "expires_at": now + ttl}},
-                    upsert=True, return_document=ReturnDocument.AFTER)
-            except DuplicateKeyError:
-                continue
-            if taken is not None:
-                return True
-        return False
+                await self.leases.insert_many(missing, ordered=False)
+            except BulkWriteError:
+                pass  # another replica created some of them: fine
 
-    async def release_lease(self, job_id: str) -> None:
-        await self.leases.update_many({"job_id": job_id}, {"$set": {"job_id": None, "expires_at": None}})
+    async def acquire_leases(self, collector_id: str, max_sessions: int, accounts: list[str], now: datetime,
+                             ttl: timedelta, start: int = 0) -> dict[str, str]:
+        """Give a free session slot to as many of ``accounts`` as possible; return account -> slot.
 
-    async def release_account_leases(self, account_id: str) -> None:
-        await self.leases.update_many({"account_id": account_id}, {"$set": {"job_id": None, "expires_at": None}})
+        Slots are looked at in windows from ``start`` round the ring, so a portal allowing many
+        sessions costs no more than the jobs at hand. A slot whose holder never reported back (a
+        worker died) is free again after ``ttl``.
+        """
+        free_filter = {"$or": [{"holder": None}, {"expires_at": {"$lte": now}}]}
+        free: list[str] = []
+        scanned = 0
+        while len(free) < len(accounts) and scanned < max_sessions:
+            size = min(max(16, 2 * len(accounts)), max_sessions - scanned)
+            window = [_slot(collector_id, (start + scanned + i) % max_sessions) for i in range(size)]
+            scanned += size
+            free += [d["_id"] async for d in self.leases.find({"_id": {"$in": window}, **free_filter}, {"_id": 1})]
+        free = free[: len(accounts)]
+        if not free:
+            return {}
+        token = uuid4().hex
+        await self.leases.bulk_write([
+            UpdateOne({"_id": slot, **free_filter},
+                      {"$set": {"holder": account, "token": token, "expires_at": now + ttl}})
+            for slot, account in zip(free, accounts, strict=False)], ordered=False)
+        return {d["holder"]: d["_id"]
+                async for d in self.leases.find({"_id": {"$in": free}, "token": token}, {"holder": 1})}
+
+    async def release_slot(self, slot: str, account_id: str) -> None:
+        await self.leases.update_one({"_id": slot, "holder": account_id},
+                                     {"$set": {"holder": None, "token": None, "expires_at": None}})
+
+    async def release_leases(self, accounts: list[str]) -> None:
+        if accounts:
+            await self.leases.update_many({"holder": {"$in": accounts}},
+                                          {"$set": {"holder": None, "token": None, "expires_at": None}})
 
     async def leases_held(self, collector_id: str, now: datetime) -> int:
         return int(await self.leases.count_documents(
-            {"collector_id": collector_id, "job_id": {"$ne": None}, "expires_at": {"$gt": now}}))
+            {"collector_id": collector_id, "holder": {"$ne": None}, "expires_at": {"$gt": now}}))
+
+    # --- claims ------------------------------------------------------------------------------------
+
+    async def claim_and_queue(self, runs: list[tuple[str, int, datetime, dict[str, Any]]], now: datetime) -> int:
+        """Claim due runs and queue their jobs, one guarded update each, in one round trip.
+
+        ``runs``: (account, credential version, next regular run, job outbox entry). A run claims only
+        while its schedule is still due, live and for those credentials; the update moves the run
+        forward at once, so a replica racing for it matches nothing. Returns how many were claimed.
+        """
+        if not runs:
+            return 0
+        result = await self.schedules.bulk_write([
+            UpdateOne({"_id": account_id, "next_run_at": {"$lte": now}, "active": True, "paused": None,
+                       "credential_version": version},
+                      {"$set": {"next_run_at": nxt}, "$push": {"outbox": entry}})
+            for account_id, version, nxt, entry in runs], ordered=False)
+        return int(result.modified_count)
 
     # --- failures and incidents ------------------------------------------------------------------
 
@@ -187,6 +227,10 @@ class ScheduleRepository:
 
     async def set_probe(self, incident_id: str, account_id: str | None, at: datetime | None) -> None:
         await self.incidents.update_one({"_id": incident_id}, {"$set": {"probe": account_id, "probe_at": at}})
+
+
+def _slot(collector_id: str, n: int) -> str:
+    return f"{collector_id}:{n}"
 
 
 def _config(doc: dict[str, Any]) -> CollectorConfig:

@@ -4,6 +4,7 @@ a collector-wide failure into one incident instead of N separate ones."""
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,6 +37,19 @@ from shared.subjects import Events, collect_job
 
 log = get_logger("collectors.scheduler")
 INCIDENT = "incident"
+# What a tick needs to build a job without reading each schedule first.
+META_FIELDS = {"tenant_id": 1, "collector_id": 1, "credential_version": 1, "fraction": 1, "failures": 1,
+               "probe": 1, "next_run_at": 1, "active": 1, "paused": 1}
+
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    tenant_id: str
+    collector_id: str
+    credential_version: int
+    fraction: float
+    failures: int = 0
+    probe: bool = False
 
 
 @dataclass(frozen=True)
@@ -60,23 +74,39 @@ class SchedulerService:
         self.clock = clock
         self.tuning = tuning
         self.index = DueIndex()
+        self.meta: dict[str, Meta] = {}
+        self._lease_start: dict[str, int] = {}
         self.configs: dict[str, CollectorConfig] = {}
-        self._lease_cursor = 0
+        self._slots_ready: set[tuple[str, int]] = set()
         self.loaded = asyncio.Event()
 
     # --- start and refresh ---------------------------------------------------------------------
 
+    def _track(self, doc: dict[str, Any] | None) -> None:
+        """Remember what the database says of a schedule (None: it is gone)."""
+        if doc is None:
+            return
+        account_id = doc["_id"]
+        if not doc.get("active"):
+            self.meta.pop(account_id, None)
+            self.index.set(account_id, None)
+            return
+        self.meta[account_id] = Meta(doc["tenant_id"], doc["collector_id"], int(doc["credential_version"]),
+                                     float(doc["fraction"]), int(doc.get("failures") or 0), bool(doc.get("probe")))
+        runnable = doc.get("paused") is None and doc.get("next_run_at") is not None
+        self.index.set(account_id, doc["next_run_at"] if runnable else None, doc["collector_id"])
+
     async def load(self) -> int:
         """Rebuild the due index from the database (schedules survive restarts)."""
         self.configs = {c.collector_id: c for c in await self.repo.collector_configs()}
-        async for doc in self.repo.active():
-            self.index.set(doc["_id"], doc["next_run_at"])
+        async for doc in self.repo.active(META_FIELDS):
+            self._track(doc)
         return len(self.index)
 
     async def refresh(self) -> None:
         """Pick up schedules another replica changed, shortly before they come due."""
-        for doc in await self.repo.due_before(self.clock() + self.tuning.refresh_horizon):
-            self.index.set(doc["_id"], doc["next_run_at"])
+        for doc in await self.repo.due_before(self.clock() + self.tuning.refresh_horizon, META_FIELDS):
+            self._track(doc)
 
     def config(self, collector_id: str) -> CollectorConfig:
         return self.configs.get(collector_id) or default_config(collector_id)
@@ -108,11 +138,10 @@ class SchedulerService:
                 guard={"credential_version": {"$lte": evt.credential_version}})
         if doc is None or doc.get("deleted"):
             return
+        self._track(doc)
+        if doc["next_run_at"] <= now:
+            await self._dispatch([(doc["_id"], doc["next_run_at"])], {doc["_id"]: reason})
         await self.outbox.flush({"_id": doc["_id"]})
-        if doc["next_run_at"] <= now and await self._dispatch(doc, reason):
-            await self.outbox.flush({"_id": doc["_id"]})
-        else:
-            self.index.set(doc["_id"], doc["next_run_at"])
 
     async def account_created(self, evt: AccountCreated) -> None:
         await self._run_now(evt, "activation")
@@ -125,7 +154,8 @@ class SchedulerService:
 
     async def account_deleted(self, evt: AccountDeleted) -> None:
         await self.repo.delete(evt.tenant_id, evt.account_id)
-        await self.repo.release_account_leases(evt.account_id)
+        await self.repo.release_leases([evt.account_id])
+        self.meta.pop(evt.account_id, None)
         self.index.set(evt.account_id, None)
 
     async def collector_announced(self, evt: CollectorAnnounced) -> None:
@@ -140,7 +170,7 @@ class SchedulerService:
                 await self._resolve(incident, "collector_updated")
 
     async def collection_succeeded(self, evt: CollectionSucceeded) -> None:
-        await self.repo.release_lease(evt.job_id)
+        await self.repo.release_leases([evt.account_id])
         await self.repo.clear_failure(evt.collector_id, evt.account_id)
         doc = await self.repo.get(evt.account_id, evt.tenant_id)
         if doc is None or doc.get("credential_version") != evt.credential_version:
@@ -154,7 +184,7 @@ class SchedulerService:
         await self._set(doc, {"failures": 0, "paused": None, "not_before": None, "next_run_at": nxt}, nxt, None)
 
     async def collection_failed(self, evt: CollectionFailed) -> None:
-        await self.repo.release_lease(evt.job_id)
+        await self.repo.release_leases([evt.account_id])
         doc = await self.repo.get(evt.account_id, evt.tenant_id)
         if doc is None or doc.get("credential_version") != evt.credential_version or not doc.get("active"):
             return
@@ -180,58 +210,81 @@ class SchedulerService:
         new = await self.repo.update(doc, fields, [self._changed(doc, nxt, pause)],
                                      guard={"credential_version": doc["credential_version"]})
         if new is not None:
-            self.index.set(doc["_id"], nxt)
+            self._track(new)
             await self.outbox.flush({"_id": doc["_id"]})
 
     # --- dispatch ----------------------------------------------------------------------------------
 
-    async def _dispatch(self, doc: dict[str, Any], reason: JobReason) -> bool:
-        """Claim a due run and queue its job; False if a portal session or the claim was not had."""
+    async def _dispatch(self, due: list[tuple[str, datetime]],
+                        reasons: dict[str, JobReason] | None = None) -> list[str]:
+        """Claim due runs and queue their jobs; return the accounts dispatched.
+
+        A few round trips per collector whatever the number of runs: a session slot on the portal
+        for each run (fleet-wide politeness), then one guarded claim per run, all in one write.
+        """
         now = self.clock()
-        cfg = self.config(doc["collector_id"])
-        planned_at: datetime = doc["next_run_at"]
-        job = CollectJob(job_id=CollectJob.make_id(doc["_id"], planned_at), tenant_id=doc["tenant_id"],
-                         account_id=doc["_id"], collector_id=doc["collector_id"],
-                         credential_version=doc["credential_version"], planned_at=planned_at, reason=reason,
-                         attempt=int(doc.get("failures", 0)))
-        self._lease_cursor += 1
-        if not await self.repo.acquire_lease(cfg.collector_id, cfg.max_sessions, job.job_id, job.account_id, now,
-                                             self.tuning.lease_ttl, start=self._lease_cursor):
-            self.index.set(doc["_id"], max(planned_at, now) + self.tuning.lease_retry)
-            return False
-        # While the job runs, the next regular slot stands: a lost result never stops collection.
-        nxt = policy.after_success(now, doc["fraction"], cfg.cadence)
-        claimed = await self.repo.update(
-            doc, {"next_run_at": nxt},
-            [outbox_entry(collect_job(job.collector_id), job), self._changed(doc, nxt, None)],
-            guard={"next_run_at": planned_at, "paused": None, "credential_version": doc["credential_version"]})
-        if claimed is None:  # another replica ran it, or the schedule changed: trust the database
-            await self.repo.release_lease(job.job_id)
-            fresh = await self.repo.get(doc["_id"])
-            self.index.set(doc["_id"], fresh["next_run_at"] if fresh and fresh.get("active") else None)
-            return False
-        self.index.set(doc["_id"], nxt)
-        log.info("job_dispatched", tenant_id=job.tenant_id, account_id=job.account_id,
-                 collector_id=job.collector_id, reason=reason, job_id=job.job_id)
-        return True
+        by_collector: dict[str, list[tuple[str, datetime, Meta]]] = {}
+        for account_id, at in due:
+            meta = self.meta.get(account_id)
+            if meta is None:
+                self._track(await self.repo.get(account_id))
+                meta = self.meta.get(account_id)
+                if meta is None:
+                    continue
+            by_collector.setdefault(meta.collector_id, []).append((account_id, at, meta))
+        runs: list[tuple[str, int, datetime, dict[str, Any]]] = []
+        slots: dict[str, str] = {}
+        # Marks this call's job entries: a replica that lost a race sees the winner's identical job.
+        token = new_id()
+        for collector_id, items in by_collector.items():
+            cfg = self.config(collector_id)
+            if (collector_id, cfg.max_sessions) not in self._slots_ready:
+                await self.repo.ensure_slots(collector_id, cfg.max_sessions)
+                self._slots_ready.add((collector_id, cfg.max_sessions))
+            # Replicas start at random places round the slots, so they rarely reach for the same one.
+            start = self._lease_start.get(collector_id) or random.randrange(cfg.max_sessions)
+            granted = await self.repo.acquire_leases(collector_id, cfg.max_sessions, [a for a, _, _ in items],
+                                                     now, self.tuning.lease_ttl, start=start)
+            slots.update(granted)
+            self._lease_start[collector_id] = (start + len(granted)) % cfg.max_sessions
+            for account_id, at, meta in items:
+                if account_id not in granted:  # every session on that portal is taken: wait for one
+                    self.index.set(account_id, max(at, now) + self.tuning.lease_retry, collector_id)
+                    continue
+                reason: JobReason = "probe" if meta.probe else (reasons or {}).get(account_id, "scheduled")
+                job = CollectJob(job_id=CollectJob.make_id(account_id, at), tenant_id=meta.tenant_id,
+                                 account_id=account_id, collector_id=collector_id,
+                                 credential_version=meta.credential_version, planned_at=at, reason=reason,
+                                 attempt=meta.failures)
+                # While the job runs, the next regular slot stands: a lost result never stops collection.
+                nxt = policy.after_success(now, meta.fraction, cfg.cadence)
+                entry = {**outbox_entry(collect_job(collector_id), job), "by": token}
+                runs.append((account_id, meta.credential_version, nxt, entry))
+        claimed = await self.repo.claim_and_queue(runs, now)
+        dispatched = [account_id for account_id, _, _, _ in runs]
+        if claimed < len(runs):  # raced by a replica, paused, deleted or new credentials: ask the database
+            dispatched = []
+            for account_id, _, _, _ in runs:
+                fresh = await self.repo.get(account_id)
+                if fresh is not None and any(e.get("by") == token for e in fresh.get("outbox", [])):
+                    dispatched.append(account_id)
+                else:
+                    await self.repo.release_slot(slots[account_id], account_id)
+                self._track(fresh)
+        else:
+            for account_id, _, nxt, _ in runs:
+                self.index.set(account_id, nxt)
+        if dispatched:
+            log.info("jobs_dispatched", count=len(dispatched), collectors=len(by_collector))
+        return dispatched
 
     async def tick(self) -> int:
         """Dispatch what is due (at most ``max_dispatch_per_tick``); return how many went out."""
-        now = self.clock()
-        claimed: list[str] = []
-        for entry in self.index.pop_due(now, self.tuning.max_dispatch_per_tick):
-            doc = await self.repo.get(entry.account_id)
-            if doc is None or not doc.get("active") or doc.get("next_run_at") is None:
-                continue
-            if doc["next_run_at"] > now or doc.get("paused") is not None:
-                self.index.set(doc["_id"], doc["next_run_at"] if not doc.get("paused") else None)
-                continue
-            reason: JobReason = "probe" if doc.get("probe") else "scheduled"
-            if await self._dispatch(doc, reason):
-                claimed.append(doc["_id"])
-        if claimed:
-            await self.outbox.flush({"_id": {"$in": claimed}})
-        return len(claimed)
+        due = [(e.account_id, e.at) for e in self.index.pop_due(self.clock(), self.tuning.max_dispatch_per_tick)]
+        dispatched = await self._dispatch(due)
+        if dispatched:
+            await self.outbox.flush({"_id": {"$in": dispatched}})
+        return len(dispatched)
 
     async def run(self, every_s: float = 1.0, refresh_s: float = 60.0) -> None:
         await self.load()
@@ -268,9 +321,8 @@ class SchedulerService:
                   failing=failing, active=active, incident_id=declared.incident_id)
         # Stop hammering the portal: everyone waits, one account probes now and then.
         for doc in members:
-            await self.repo.update(doc, {"paused": INCIDENT, "next_run_at": None, "probe": False},
-                                   [self._changed(doc, None, INCIDENT)])
-            self.index.set(doc["_id"], None)
+            self._track(await self.repo.update(doc, {"paused": INCIDENT, "next_run_at": None, "probe": False},
+                                               [self._changed(doc, None, INCIDENT)]))
         await self.outbox.flush({"collector_id": evt.collector_id})
         if members:
             await self._probe_later(evt.collector_id, members[0], declared.incident_id)
@@ -278,8 +330,7 @@ class SchedulerService:
 
     async def _probe_later(self, collector_id: str, doc: dict[str, Any], incident_id: str | None = None) -> None:
         at = self.clock() + self.tuning.probe_interval
-        await self.repo.update(doc, {"next_run_at": at, "paused": None, "probe": True}, [])
-        self.index.set(doc["_id"], at)
+        self._track(await self.repo.update(doc, {"next_run_at": at, "paused": None, "probe": True}, []))
         if incident_id is None:
             incident = await self.repo.open_incident(collector_id)
             incident_id = incident["_id"] if incident else None
@@ -303,9 +354,8 @@ class SchedulerService:
             if doc is None or not doc.get("active"):
                 continue
             at = now + step * i
-            await self.repo.update(doc, {"next_run_at": at, "paused": None, "probe": False, "failures": 0},
-                                   [self._changed(doc, at, None)])
+            self._track(await self.repo.update(doc, {"next_run_at": at, "paused": None, "probe": False,
+                                                     "failures": 0}, [self._changed(doc, at, None)]))
             await self.repo.clear_failure(incident["collector_id"], member.account_id)
-            self.index.set(doc["_id"], at)
         await self.outbox.flush({"collector_id": incident["collector_id"]})
         await self.incident_outbox.flush({"_id": incident["_id"]})
