@@ -133,32 +133,44 @@ class ScheduleRepository:
             except BulkWriteError:
                 pass  # another replica created some of them: fine
 
-    async def acquire_leases(self, collector_id: str, max_sessions: int, accounts: list[str], now: datetime,
-                             ttl: timedelta, start: int = 0) -> dict[str, str]:
-        """Give a free session slot to as many of ``accounts`` as possible; return account -> slot.
+    async def acquire_leases(self, wanted: dict[str, tuple[int, list[str], int]], now: datetime,
+                             ttl: timedelta) -> dict[str, str]:
+        """Give a free session slot to as many waiting accounts as possible, for every collector at
+        once in three round trips; ``wanted``: collector -> (max sessions, accounts, first slot to
+        look at). Returns account -> slot.
 
-        Slots are looked at in windows from ``start`` round the ring, so a portal allowing many
-        sessions costs no more than the jobs at hand. A slot whose holder never reported back (a
-        worker died) is free again after ``ttl``.
+        Slots are looked at in windows round the ring, so a portal allowing many sessions costs no
+        more than the jobs at hand. A slot whose holder never reported back (a worker died) is free
+        again after ``ttl``.
         """
         free_filter = {"$or": [{"holder": None}, {"expires_at": {"$lte": now}}]}
-        free: list[str] = []
-        scanned = 0
-        while len(free) < len(accounts) and scanned < max_sessions:
-            size = min(max(16, 2 * len(accounts)), max_sessions - scanned)
-            window = [_slot(collector_id, (start + scanned + i) % max_sessions) for i in range(size)]
-            scanned += size
-            free += [d["_id"] async for d in self.leases.find({"_id": {"$in": window}, **free_filter}, {"_id": 1})]
-        free = free[: len(accounts)]
-        if not free:
-            return {}
+        free: dict[str, list[str]] = {c: [] for c in wanted}
+        scanned = dict.fromkeys(wanted, 0)
+        while True:
+            window: list[str] = []
+            for collector_id, (max_sessions, accounts, start) in wanted.items():
+                if len(free[collector_id]) >= len(accounts) or scanned[collector_id] >= max_sessions:
+                    continue
+                size = min(max(16, 2 * len(accounts)), max_sessions - scanned[collector_id])
+                window += [_slot(collector_id, (start + scanned[collector_id] + i) % max_sessions)
+                           for i in range(size)]
+                scanned[collector_id] += size
+            if not window:
+                break
+            async for d in self.leases.find({"_id": {"$in": window}, **free_filter}, {"_id": 1, "collector_id": 1}):
+                free[d["collector_id"]].append(d["_id"])
         token = uuid4().hex
+        pairs = [(slot, account) for collector_id, (_, accounts, _) in wanted.items()
+                 for slot, account in zip(free[collector_id], accounts, strict=False)]
+        if not pairs:
+            return {}
         await self.leases.bulk_write([
-            UpdateOne({"_id": slot, **free_filter},
-                      {"$set": {"holder": account, "token": token, "expires_at": now + ttl}})
-            for slot, account in zip(free, accounts, strict=False)], ordered=False)
+            UpdateOne({"_id": slot, **free_filter}, {"$set": {"holder": account, "token": token,
+                                                               "expires_at": now + ttl}})
+            for slot, account in pairs], ordered=False)
+        taken = [slot for slot, _ in pairs]
         return {d["holder"]: d["_id"]
-                async for d in self.leases.find({"_id": {"$in": free}, "token": token}, {"holder": 1})}
+                async for d in self.leases.find({"_id": {"$in": taken}, "token": token}, {"holder": 1})}
 
     async def release_slot(self, slot: str, account_id: str) -> None:
         await self.leases.update_one({"_id": slot, "holder": account_id},

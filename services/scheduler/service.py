@@ -233,9 +233,9 @@ class SchedulerService:
                     continue
             by_collector.setdefault(meta.collector_id, []).append((account_id, at, meta))
         runs: list[tuple[str, int, datetime, dict[str, Any]]] = []
-        slots: dict[str, str] = {}
         # Marks this call's job entries: a replica that lost a race sees the winner's identical job.
         token = new_id()
+        wanted: dict[str, tuple[int, list[str], int]] = {}
         for collector_id, items in by_collector.items():
             cfg = self.config(collector_id)
             if (collector_id, cfg.max_sessions) not in self._slots_ready:
@@ -243,12 +243,14 @@ class SchedulerService:
                 self._slots_ready.add((collector_id, cfg.max_sessions))
             # Replicas start at random places round the slots, so they rarely reach for the same one.
             start = self._lease_start.get(collector_id) or random.randrange(cfg.max_sessions)
-            granted = await self.repo.acquire_leases(collector_id, cfg.max_sessions, [a for a, _, _ in items],
-                                                     now, self.tuning.lease_ttl, start=start)
-            slots.update(granted)
-            self._lease_start[collector_id] = (start + len(granted)) % cfg.max_sessions
+            wanted[collector_id] = (cfg.max_sessions, [a for a, _, _ in items], start)
+        slots = await self.repo.acquire_leases(wanted, now, self.tuning.lease_ttl)
+        for collector_id, items in by_collector.items():
+            cfg = self.config(collector_id)
+            granted = [a for a, _, _ in items if a in slots]
+            self._lease_start[collector_id] = (wanted[collector_id][2] + len(granted)) % cfg.max_sessions
             for account_id, at, meta in items:
-                if account_id not in granted:  # every session on that portal is taken: wait for one
+                if account_id not in slots:  # every session on that portal is taken: wait for one
                     self.index.set(account_id, max(at, now) + self.tuning.lease_retry, collector_id)
                     continue
                 reason: JobReason = "probe" if meta.probe else (reasons or {}).get(account_id, "scheduled")
