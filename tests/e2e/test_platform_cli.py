@@ -113,6 +113,14 @@ def test_an_account_added_with_the_cli_gets_its_invoices_within_seconds(
     assert acc["status"] == "ok" and acc["invoice_count"] >= 10
     assert elapsed < 20, f"first invoices took {elapsed:.1f} s"
 
+    # The next planned run (from the scheduler) reaches the status, and `accounts show` prints it.
+    deadline = time.monotonic() + 15
+    while not acc.get("next_run_at"):
+        assert time.monotonic() < deadline, acc
+        time.sleep(0.3)
+        acc = cli.json("accounts", "show", "--tenant", "pharma-e2e", created["id"])
+    assert acc["pause_reason"] is None
+    assert "next_run_at" in cli.run("accounts", "show", "--tenant", "pharma-e2e", created["id"]).stdout
     invoices = cli.json("invoices", "list", "--tenant", "pharma-e2e", "--account", created["id"])["invoices"]
     assert len(invoices) == acc["invoice_count"]
     out = tmp_path / "invoice.pdf"
@@ -129,6 +137,12 @@ def test_a_wrong_password_ends_in_action_required_with_a_french_message(
     acc = cli.wait_for("pharma-bad", created["id"], {"action_required", "ok", "retrying"})
     assert acc["status"] == "action_required"
     assert acc["error_code"] == "login_failed"
+    deadline = time.monotonic() + 15
+    while acc.get("pause_reason") != "login_failed":  # never retried in the background
+        assert time.monotonic() < deadline, acc
+        time.sleep(0.3)
+        acc = cli.json("accounts", "show", "--tenant", "pharma-bad", created["id"])
+    assert acc["next_run_at"] is None
     assert "mot de passe refusé" in acc["message"]
     shown = cli.run("accounts", "show", "--tenant", "pharma-bad", created["id"]).stdout
     assert "Collecteurs → Modifier" in " ".join(shown.split())
