@@ -8,6 +8,7 @@ import json
 import signal
 import sys
 import time
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -38,67 +39,67 @@ def _open_log(data_dir: Path, verbose: bool) -> TextIO:
     return log_file
 
 
-async def run_up(data_dir: Path, *, demo: bool, nats_port: int, verbose: bool) -> int:
+@contextlib.asynccontextmanager
+async def _platform(data_dir: Path, say: Any, *, demo: bool, nats_port: int, verbose: bool,
+                    client_name: str) -> AsyncIterator[tuple[Platform, ApiClient]]:
+    """The platform started, with a client connected to it; everything stopped on the way out."""
     log_file = _open_log(data_dir, verbose)
-    say = _say_to(console)
     platform = Platform(PlatformOptions(data_dir=data_dir, demo=demo, nats_port=nats_port), say)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     client: ApiClient | None = None
     try:
         await platform.start()
-        client = await ApiClient.connect(platform.nats_url, name="collectors-up")
-        await follow(client.nc, say)
-        if demo:
-            await seed_demo(client, say)
-        say(f"Ready. In another terminal: [bold]collectors accounts list --tenant {DEMO_TENANT}[/]  "
-            f"(logs: {data_dir / 'collectors.log'}; Ctrl-C to stop)")
-        await stop.wait()
-        say("Stopping…")
-        return 0
-    except (PlatformError, NatsServerError, RemoteApiError) as exc:
-        err_console.print(f"[red]collectors up failed:[/] {exc}")
-        return 1
+        client = await ApiClient.connect(platform.nats_url, name=client_name)
+        yield platform, client
     finally:
         if client is not None:
             with contextlib.suppress(Exception):
                 await client.close()
         await platform.stop()
         log_file.close()
+
+
+async def run_up(data_dir: Path, *, demo: bool, nats_port: int, verbose: bool) -> int:
+    say = _say_to(console)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with _platform(data_dir, say, demo=demo, nats_port=nats_port, verbose=verbose,
+                             client_name="collectors-up") as (_, client):
+            await follow(client.nc, say)
+            if demo:
+                await seed_demo(client, say)
+            say(f"Ready. In another terminal: [bold]collectors accounts list --tenant {DEMO_TENANT}[/]  "
+                f"(logs: {data_dir / 'collectors.log'}; Ctrl-C to stop)")
+            await stop.wait()
+            say("Stopping…")
+        return 0
+    except (PlatformError, NatsServerError, RemoteApiError) as exc:
+        err_console.print(f"[red]collectors up failed:[/] {exc}")
+        return 1
+    finally:
         say("Stopped.")
 
 
 async def run_demo(data_dir: Path, *, as_json: bool, timeout: float, nats_port: int) -> int:
-    log_file = _open_log(data_dir, verbose=False)
     say = _say_to(err_console)
-    platform = Platform(PlatformOptions(data_dir=data_dir, demo=True, nats_port=nats_port), say)
     started = time.monotonic()
-    client: ApiClient | None = None
     try:
-        async with asyncio.timeout(timeout):
-            await platform.start()
-            client = await ApiClient.connect(platform.nats_url, name="collectors-demo")
+        async with asyncio.timeout(timeout), _platform(data_dir, say, demo=True, nats_port=nats_port,
+                                                       verbose=False, client_name="collectors-demo") as (_, client):
             missing = await wait_healthy(client, 30)
             if missing:
                 raise PlatformError(f"services not answering: {', '.join(missing)}")
             ids = await seed_demo(client, say)
-            accounts = await _wait_first_round(client, set(ids), say, as_json)
-            invoices = await client.call(Api.SCRAPER_INVOICES_LIST, {"tenant_id": DEMO_TENANT,
-                                                                      "limit": 10000})
+            accounts = await _wait_first_round(client, set(ids), say)
+            invoices = await client.call(Api.SCRAPER_INVOICES_LIST, {"tenant_id": DEMO_TENANT, "limit": 10000})
     except TimeoutError:
         err_console.print(f"[red]demo did not finish within {timeout:.0f} s[/]")
         return 1
     except (PlatformError, NatsServerError, RemoteApiError) as exc:
         err_console.print(f"[red]demo failed:[/] {exc}")
         return 1
-    finally:
-        if client is not None:
-            with contextlib.suppress(Exception):
-                await client.close()
-        await platform.stop()
-        log_file.close()
     elapsed = time.monotonic() - started
     count = len(invoices["invoices"])
     if as_json:
@@ -112,7 +113,7 @@ async def run_demo(data_dir: Path, *, as_json: bool, timeout: float, nats_port: 
     return 0 if accounts and all(a["status"] == "ok" for a in accounts) else 1
 
 
-async def _wait_first_round(client: ApiClient, ids: set[str], say: Any, quiet: bool) -> list[dict[str, Any]]:
+async def _wait_first_round(client: ApiClient, ids: set[str], say: Any) -> list[dict[str, Any]]:
     last = ""
     while True:
         listing = await client.call(Api.ACCOUNTS_LIST, {"tenant_id": DEMO_TENANT})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -10,25 +9,12 @@ from urllib.parse import urlsplit
 from services.notifier import messages
 from shared import api
 from shared.errors import ValidationFailed
+from shared.urls import valid_host
 
 MAX_EMAILS = 5
 MAX_URL_LENGTH = 2000
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s.]{2,63}$")
-_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 DEFAULT_PREFS: dict[str, Any] = {"emails": [], "webhook_url": None, "language": "fr", "webhook_secret": None}
-
-
-def valid_host(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        pass
-    try:
-        ascii_host = host.encode("idna").decode("ascii")
-    except UnicodeError:
-        return False
-    return all(_HOST_LABEL.match(label) for label in ascii_host.split("."))
 
 
 def validate_emails(emails: list[str], lang: str) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from urllib.parse import urlsplit
 from services.requests.messages import api_message, status_label
 from shared.errors import Conflict, ValidationFailed
 from shared.events import ID_PATTERN
+from shared.urls import valid_host
 
 # submitted → in_progress → available | rejected; a submitted request may also be closed at once.
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -21,7 +21,6 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 OPEN = frozenset({"submitted", "in_progress"})
 MAX_URL_LENGTH = 2000
-_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _COLLECTOR_ID = re.compile(ID_PATTERN)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -49,19 +48,6 @@ def supplier_key(name: str) -> str:
     return "".join(ch for ch in bare.casefold() if ch.isalnum())
 
 
-def _valid_host(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        pass
-    try:
-        ascii_host = host.encode("idna").decode("ascii")
-    except UnicodeError:
-        return False
-    return all(_HOST_LABEL.match(label) for label in ascii_host.split("."))
-
-
 @dataclass(frozen=True)
 class PortalCheck:
     """What a portal URL is: its domain (None when the URL is unusable) and whether it holds credentials."""
@@ -83,7 +69,7 @@ def check_portal(url: str) -> PortalCheck:
         return PortalCheck(None)
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").rstrip(".")
-    if scheme not in _DEFAULT_PORTS or not host or not _valid_host(host):
+    if scheme not in _DEFAULT_PORTS or not host or not valid_host(host):
         return PortalCheck(None)
     host = host.removeprefix("www.")
     # A non-default port tells portals on one host apart (local sandboxes); real portals have none.
