@@ -89,8 +89,9 @@ def _local(day: date, at: time) -> datetime:
 
 
 def after_success(now: datetime, fraction: float, cadence: Cadence) -> datetime:
-    """The next regular slot, at least half a period away (a run just done is not repeated soon)."""
-    return next_slot(now + timedelta(hours=cadence.frequency_hours) / 2, fraction, cadence)
+    """The next regular slot, at least a sixth of a period away: a run just done (an activation,
+    say) is not repeated within hours, and the gap never exceeds 7/6 of a period."""
+    return next_slot(now + timedelta(hours=cadence.frequency_hours) / 6, fraction, cadence)
 
 
 @dataclass(frozen=True)
