@@ -15,6 +15,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy, PubAck
 from nats.js.errors import BadRequestError
 from pydantic import BaseModel, ValidationError
 
+from shared.client import inbox_prefix
 from shared.errors import ApiError, ApiErrorCode
 from shared.events import CollectJob, Event
 from shared.logging import get_logger
@@ -25,10 +26,12 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def make_broker(nats_url: str, client_name: str) -> NatsBroker:
-    """A broker that keeps reconnecting: a NATS restart must not kill a service."""
+    """A broker that keeps reconnecting: a NATS restart must not kill a service. Its replies come on
+    its own inbox (``inbox_prefix``), the only one its NATS user may subscribe to."""
     return NatsBroker(
         nats_url,
         name=client_name,
+        inbox_prefix=inbox_prefix(client_name),
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
         connect_timeout=5,
@@ -152,11 +155,15 @@ def consume(
     description: str | None = None,
 ) -> None:
     """A durable pull consumer ``<service>-<purpose>`` on an owner's stream, acked by hand."""
+    # FastStream gives a pull subscriber nats-py's default `_INBOX.` for its fetches unless told
+    # otherwise, overriding the connection's prefix: the broker's own inbox, then.
+    prefix = str(broker._connection_kwargs.get("inbox_prefix") or "_INBOX")
     broker.subscriber(
         subject,
         stream=JStream(str(STREAMS[owner].name), declare=False),
         durable=durable,
         pull_sub=PullSub(batch_size=batch_size, timeout=1.0),
+        inbox_prefix=f"{prefix}.".encode(),
         ack_policy=AckPolicy.MANUAL,
         max_workers=max_workers,
         config=ConsumerConfig(ack_wait=ack_wait_s, max_deliver=max_deliver,

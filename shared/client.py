@@ -12,6 +12,18 @@ from nats.errors import TimeoutError as NatsTimeout
 
 from shared.errors import RemoteApiError
 
+# The NATS user of the operators' CLI (deploy/nats): its replies come on inbox_prefix(CLI_USER).
+CLI_USER = "cli"
+
+
+def inbox_prefix(name: str) -> str:
+    """Where the NATS client of service or user ``name`` receives its replies: request replies,
+    JetStream API answers, pulled messages. Every client's own (``_INBOX_<name>``), not nats-py's
+    shared ``_INBOX``, so that NATS can grant each user its own inbox only: on a shared one any user
+    could read any reply, the password of reveal_credentials included (§6, deploy/nats/permissions.py).
+    """
+    return f"_INBOX_{name}"
+
 
 class ServiceUnavailable(RemoteApiError):
     """No instance of the service answered (not running, or too slow)."""
@@ -26,9 +38,11 @@ class ApiClient:
         self.timeout = timeout
 
     @classmethod
-    async def connect(cls, url: str, timeout: float = 10.0, name: str = "collectors-cli") -> ApiClient:
+    async def connect(cls, url: str, timeout: float = 10.0, name: str = "collectors-cli",
+                      user: str = CLI_USER) -> ApiClient:
+        """``name`` labels the connection; ``user`` is the NATS user, whose inbox it must use."""
         nc = await nats.connect(url, name=name, connect_timeout=3, max_reconnect_attempts=2,
-                                allow_reconnect=False)
+                                allow_reconnect=False, inbox_prefix=inbox_prefix(user))
         return cls(nc, timeout)
 
     async def close(self) -> None:

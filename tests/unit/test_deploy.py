@@ -29,10 +29,14 @@ from typing import Any
 import nats
 import pytest
 import yaml
+from faststream.nats.annotations import NatsMessage
 from nats.aio.client import Client
 
+from shared.broker import consume, ensure_streams, jetstream, make_broker
+from shared.client import ApiClient, inbox_prefix
 from shared.natsserver import free_port, nats_server_binary, port_open
 from shared.subjects import (
+    COLLECT_JOBS_PATTERN,
     INVOICE_BUCKET,
     SERVICES,
     STREAMS,
@@ -359,6 +363,14 @@ def test_each_core_subscription_in_the_code_is_allowed_and_its_own(perms: dict[s
             assert perms[service].may_subscribe(subject), (service, subject)
 
 
+def test_each_user_may_read_its_own_replies_only(perms: dict[str, Perms]) -> None:
+    """§6: every reply travels on its requester's inbox, `shared.client.inbox_prefix(user)`, which no
+    other user may subscribe to: the reply of reveal_credentials, a password, is the scraper's alone."""
+    for user in USERS:
+        assert subscribers(perms, f"{inbox_prefix(user)}.nuid.token") == {user}, user
+    assert subscribers(perms, "_INBOX.nuid.token") == set()  # nats-py's shared default: nobody's
+
+
 # --- compose -----------------------------------------------------------------------------------------
 
 
@@ -633,12 +645,21 @@ async def connect(server: LiveNats, user: str) -> AsyncIterator[Conn]:
     async def on_error(exc: Exception) -> None:
         errors.append(str(exc).lower())
 
+    # on the user's own inbox, as make_broker and ApiClient.connect do: the only one it may subscribe to
     nc = await nats.connect(server.url(user), name=f"test-{user}", error_cb=on_error, allow_reconnect=False,
-                            connect_timeout=3)
+                            connect_timeout=3, inbox_prefix=inbox_prefix(user))
     try:
         yield Conn(nc, errors)
     finally:
         await nc.close()
+
+
+async def settle(nc: Client) -> None:
+    """Make sure the server has this client's subscriptions. nats-py 2.16 writes flush()'s PING straight
+    to the socket, where it can overtake a SUB still in its pending buffer (seen in the server's trace:
+    PONG, then SUB, then another client's request gets "no responders"); a second round trip cannot."""
+    await nc.flush()
+    await nc.flush()
 
 
 async def test_nats_refuses_the_password_request_to_all_but_the_scraper(server: LiveNats) -> None:
@@ -651,7 +672,7 @@ async def test_nats_refuses_the_password_request_to_all_but_the_scraper(server: 
             await msg.respond(b'{"login": "officine-1", "password": "s3cret"}')
 
         await accounts.nc.subscribe(Api.ACCOUNTS_REVEAL_CREDENTIALS, queue="accounts-api", cb=reveal)
-        await accounts.nc.flush()
+        await settle(accounts.nc)
 
         reply = await scraper.nc.request(Api.ACCOUNTS_REVEAL_CREDENTIALS, b"scraper", timeout=5)
         assert b"s3cret" in reply.data and not scraper.errors
@@ -720,28 +741,66 @@ async def test_the_cli_downloads_a_large_invoice_file_the_scraper_stored(server:
         assert await cli.refused(f"$O.{INVOICE_BUCKET}.C.forged")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "every user subscribes to `_INBOX.>`, so any of them can read the reply of reveal_credentials: the "
-    "services and the CLI need per-user inbox prefixes (nats-py/FastStream `inbox_prefix`, e.g. "
-    "`_INBOX_<service>`) before nats.conf can grant each its own only (deploy/README.md)"))
-async def test_the_password_reply_is_readable_by_the_scraper_only(tmp_path: Path) -> None:
-    with live_nats(NATS_CONF, tmp_path) as server:
-        async with connect(server, "accounts") as accounts, connect(server, "scraper") as scraper, \
-                connect(server, "notifier") as notifier:
-            async def reveal(msg: Any) -> None:
-                await msg.respond(b'{"password": "s3cret"}')
+async def test_the_password_reply_reaches_the_scraper_and_no_one_else(server: LiveNats) -> None:
+    """§6: the scraper asks through its broker as the service does (ApiClient on the broker's connection,
+    and FastStream's own request), and its replies come on `_INBOX_scraper`; other users are refused that
+    inbox and the shared `_INBOX`, and the CLI still gets its own replies on `_INBOX_cli`."""
+    async with connect(server, "accounts") as accounts, connect(server, "notifier") as notifier, \
+            connect(server, "cli") as cli:
+        async def answer(msg: Any) -> None:
+            secret = msg.subject == Api.ACCOUNTS_REVEAL_CREDENTIALS
+            await msg.respond(b'{"login": "officine-1", "password": "s3cret"}' if secret else b'{"accounts": []}')
 
-            await accounts.nc.subscribe(Api.ACCOUNTS_REVEAL_CREDENTIALS, cb=reveal)
-            seen: list[bytes] = []
+        await accounts.nc.subscribe("collectors.api.accounts.>", queue="accounts-api", cb=answer)
+        await settle(accounts.nc)
 
-            async def eavesdrop(msg: Any) -> None:
-                seen.append(msg.data)
+        seen: list[bytes] = []
 
-            await notifier.nc.subscribe("_INBOX.>", cb=eavesdrop)
-            await asyncio.gather(accounts.nc.flush(), notifier.nc.flush())
-            await scraper.nc.request(Api.ACCOUNTS_REVEAL_CREDENTIALS, b"{}", timeout=5)
-            await asyncio.sleep(0.2)
-            assert not any(b"s3cret" in data for data in seen)
+        async def eavesdrop(msg: Any) -> None:
+            seen.append(msg.data)
+
+        for conn in (notifier, cli):
+            for inbox in (f"{inbox_prefix('scraper')}.>", "_INBOX.>"):
+                await conn.nc.subscribe(inbox, cb=eavesdrop)
+                await settle(conn.nc)
+                assert await conn.refused(inbox), inbox
+
+        async with make_broker(server.url("scraper"), "scraper") as scraper:
+            revealed = await ApiClient(scraper.connection).call(Api.ACCOUNTS_REVEAL_CREDENTIALS, {})
+            assert revealed["password"] == "s3cret"
+            reply = await scraper.request({}, Api.ACCOUNTS_REVEAL_CREDENTIALS, timeout=5)
+            assert b"s3cret" in reply.body
+
+        operator = await ApiClient.connect(server.url("cli"))
+        try:
+            assert await operator.call(Api.ACCOUNTS_LIST, {}) == {"accounts": []}
+        finally:
+            await operator.close()
+        await asyncio.sleep(0.1)
+        assert seen == []
+    violations = server.violations()
+    assert violations and all("Subscription Violation" in v for v in violations), violations
+    assert not any("user:scraper" in v for v in violations)
+
+
+async def test_a_service_pulls_its_durable_through_its_own_inbox(server: LiveNats) -> None:
+    """nats-py pulls on an inbox: FastStream would use the shared `_INBOX` for a pull subscriber unless
+    told otherwise, and `consume()` gives it the broker's, so the scraper takes the scheduler's jobs."""
+    got: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    async def take(msg: NatsMessage) -> None:
+        await msg.ack()
+        got.set_result(msg.body)
+
+    scraper = make_broker(server.url("scraper"), "scraper")
+    consume(scraper, COLLECT_JOBS_PATTERN, owner="jobs", durable="scraper-collect", handler=take, batch_size=1)
+    async with make_broker(server.url("scheduler"), "scheduler") as scheduler:
+        await ensure_streams(jetstream(scheduler))
+        async with scraper:
+            await scraper.start()
+            await jetstream(scheduler).publish(collect_job("sandbox-classic"), b'{"job": 1}')
+            assert await asyncio.wait_for(got, 10) == b'{"job": 1}'
+    assert server.violations() == []
 
 
 @pytest.mark.slow
@@ -756,8 +815,6 @@ async def test_the_platform_runs_end_to_end_under_these_permissions(
     from services.requests.app import build as build_requests
     from services.scheduler.app import build as build_scheduler
     from services.scraper.app import build as build_scraper
-    from shared.client import ApiClient
-    from shared.natsserver import wait_jetstream_ready
     from shared.settings import AccountsSettings, SchedulerSettings, ScraperSettings, Settings
     from tests.integration.helpers import eventually
 
@@ -776,9 +833,9 @@ async def test_the_platform_runs_end_to_end_under_these_permissions(
         try:
             for rt in runtimes:
                 await rt.start()
-            await wait_jetstream_ready(server.url("cli"))
             client = await ApiClient.connect(server.url("cli"))
             c = client
+            await c.nc.jetstream().account_info()  # `$JS.API.INFO`, answered on `_INBOX_cli`
             for service in SERVICES:
                 assert (await c.call(health(service)))["service"] == service
 
