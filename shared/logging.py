@@ -78,7 +78,9 @@ def configure_logging(level: str = "INFO", *, json: bool = True, stream: TextIO 
     handler = logging.StreamHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[*shared[:-2], structlog.stdlib.ExtraAdder(), redact_secrets],
+            # Lines from the stdlib (FastStream, nats) get the same treatment, tracebacks included.
+            foreign_pre_chain=[*shared[:-2], structlog.stdlib.ExtraAdder(),
+                               structlog.processors.format_exc_info, redact_secrets],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )

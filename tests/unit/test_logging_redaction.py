@@ -22,3 +22,18 @@ def test_secret_keys_and_live_secrets_never_reach_the_log() -> None:
     assert line["nested"] == {"api_key": REDACTED, "ok": "fine"}
     assert line["detail"] == f"error with {REDACTED} inside"
     assert REDACTED in text.splitlines()[1]
+
+
+def test_stdlib_tracebacks_are_kept_and_redacted() -> None:
+    out = io.StringIO()
+    configure_logging("INFO", json=True, stream=out)
+    register_secret("s3cr3t-value")
+    try:
+        raise RuntimeError("failed with s3cr3t-value")
+    except RuntimeError:
+        logging.getLogger("faststream.x").error("boom", exc_info=True)
+    finally:
+        forget_secret("s3cr3t-value")
+    line = json.loads(out.getvalue())
+    assert "RuntimeError" in line["exception"]
+    assert "s3cr3t-value" not in out.getvalue()
