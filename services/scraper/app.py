@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import socket
+from dataclasses import dataclass
 from typing import Any
 
 from nats.js.object_store import ObjectStore
 
 from services.scraper.browsers import BrowserPool
 from services.scraper.collectors import builtin_collectors
+from services.scraper.jobs import JobConsumer, JobPolicy
 from services.scraper.kit import Collector
 from services.scraper.ledger import Ledger
 from services.scraper.service import JobSettings, ScraperService
@@ -22,12 +24,26 @@ from shared.settings import ScraperSettings
 from shared.subjects import COLLECT_JOBS_PATTERN, INVOICE_BUCKET, Api
 
 NAME = "scraper"
+# How long a stopping worker lets its running jobs finish before handing them back to the queue.
+DRAIN_GRACE_S = 20.0
+
+
+@dataclass
+class ScraperRuntime(ServiceRuntime):
+    jobs: JobConsumer | None = None
+
+    async def stop(self) -> None:
+        # Before the broker goes: running jobs still need it to publish, ack or hand themselves back.
+        if self.jobs is not None:
+            await self.jobs.drain(DRAIN_GRACE_S)
+        await super().stop()
 
 
 def build(settings: ScraperSettings, *, collectors: dict[str, Collector] | None = None) -> ServiceRuntime:
     broker = make_broker(settings.nats_url, NAME)
     ledger = Ledger(make_mongo_client(settings.mongodb_url)[settings.database_name(NAME)])
-    browsers = BrowserPool()
+    browsers = BrowserPool(page_timeout_s=settings.page_timeout_s)
+    plugins = collectors if collectors is not None else builtin_collectors()
     state: dict[str, Any] = {}
 
     def store() -> ObjectStore:
@@ -37,20 +53,27 @@ def build(settings: ScraperSettings, *, collectors: dict[str, Collector] | None 
         return state["client"]  # type: ignore[no-any-return]
 
     service = ScraperService(
-        broker, ledger, collectors if collectors is not None else builtin_collectors(), browsers, store,
+        broker, ledger, plugins, browsers, store,
         JobSettings(worker_id=f"{socket.gethostname()}-{os.getpid()}", sandbox_url=settings.sandbox_url,
-                    job_timeout_s=settings.job_timeout_s, heartbeat_s=settings.heartbeat_s),
+                    job_timeout_s=settings.job_timeout_s),
         accounts_client,
+    )
+    jobs = JobConsumer(
+        JobPolicy(concurrency=settings.concurrency, heartbeat_s=settings.heartbeat_s,
+                  retry_delay_s=settings.retry_delay_s, max_deliver=settings.max_deliver),
+        known_collectors=lambda: set(plugins), run=service.run_job, keep_aside=service.keep_aside,
     )
 
     serve_api(broker, Api.SCRAPER_INVOICES_LIST, NAME,
               api_handler(api.ListInvoices, service.list_invoices, service=NAME))
     serve_api(broker, Api.SCRAPER_INVOICE_GET, NAME,
               api_handler(api.InvoiceRef, service.get_invoice, service=NAME))
-    # Ack wait is a minute; long jobs keep it alive with in-progress acks every heartbeat_s.
+    # One message per fetch: the JobConsumer runs `concurrency` jobs at once and keeps each alive
+    # with in-progress acks every heartbeat_s; a worker that dies stops sending them and its jobs
+    # go to another one after ack_wait_s.
     consume(broker, COLLECT_JOBS_PATTERN, owner="jobs", durable="scraper-collect",
-            handler=service.handle_job_message, max_workers=settings.concurrency, ack_wait_s=60.0,
-            max_deliver=10, batch_size=settings.concurrency,
+            handler=jobs.receive, max_workers=1, ack_wait_s=settings.ack_wait_s,
+            max_deliver=settings.max_deliver, batch_size=1,
             description="Collect jobs: one browser context each")
 
     async def connect() -> None:
@@ -61,7 +84,7 @@ def build(settings: ScraperSettings, *, collectors: dict[str, Collector] | None 
     async def after_start() -> None:
         await service.announce()
 
-    rt = ServiceRuntime(NAME, broker)
+    rt = ScraperRuntime(NAME, broker, jobs=jobs)
     rt.on_connect.append(connect)
     rt.after_start.append(after_start)
     rt.on_stop.append(browsers.close)

@@ -15,7 +15,8 @@ log = get_logger("collectors.scraper.browser")
 
 
 class BrowserPool:
-    def __init__(self) -> None:
+    def __init__(self, page_timeout_s: float = 15.0) -> None:
+        self.page_timeout_s = page_timeout_s
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
         self._lock = asyncio.Lock()
@@ -36,7 +37,7 @@ class BrowserPool:
         browser = await self._ensure()
         ctx = await browser.new_context(accept_downloads=True, locale="fr-FR",
                                         timezone_id="Europe/Paris")
-        ctx.set_default_timeout(15_000)
+        ctx.set_default_timeout(self.page_timeout_s * 1000)
         try:
             yield ctx
         finally:

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
 from faststream.nats import NatsBroker
-from faststream.nats.annotations import NatsMessage
-from pydantic import ValidationError
 
 from services.scraper.browsers import BrowserPool
-from services.scraper.classify import Outcome, classify
-from services.scraper.kit import CollectContext, Collector
+from services.scraper.kit import CollectContext, CollectedDocument, Collector
 from services.scraper.ledger import Ledger, object_key
+from services.scraper.runner import run_collection
 from shared import api
 from shared.broker import publish_event
 from shared.client import ApiClient
@@ -30,7 +27,7 @@ from shared.events import (
     InvoiceCollected,
     utcnow,
 )
-from shared.logging import forget_secret, get_logger, register_secret
+from shared.logging import REDACTED, forget_secret, get_logger, register_secret
 from shared.subjects import Api, Events
 
 log = get_logger("collectors.scraper")
@@ -41,7 +38,6 @@ class JobSettings:
     worker_id: str
     sandbox_url: str | None = None
     job_timeout_s: float = 300.0
-    heartbeat_s: float = 10.0
 
 
 class ScraperService:
@@ -74,39 +70,8 @@ class ScraperService:
 
     # --- jobs --------------------------------------------------------------------------------
 
-    async def handle_job_message(self, msg: NatsMessage) -> None:
-        """Consume one job; the ack is sent only after its results are published."""
-        try:
-            job = CollectJob.model_validate_json(msg.body)
-        except (ValidationError, ValueError) as exc:
-            await self.ledger.keep_dead_letter(msg.raw_message.subject, msg.body, str(exc)[:500], utcnow())
-            log.error("poison_job_kept_aside", subject=msg.raw_message.subject)
-            await msg.reject()
-            return
-        if job.collector_id not in self.collectors:
-            await self.ledger.keep_dead_letter(msg.raw_message.subject, msg.body, "unknown collector",
-                                               utcnow())
-            log.error("job_for_unknown_collector", collector_id=job.collector_id)
-            await msg.reject()
-            return
-        heartbeat = asyncio.create_task(self._heartbeat(msg))
-        try:
-            await self.run_job(job)
-        except Exception:
-            # Our plumbing failed (NATS, database): let JetStream redeliver the job later.
-            log.exception("job_failed_transiently", job_id=job.job_id)
-            await msg.nack(delay=5.0)
-            return
-        finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
-        await msg.ack()
-
-    async def _heartbeat(self, msg: NatsMessage) -> None:
-        while True:
-            await asyncio.sleep(self.settings.heartbeat_s)
-            await msg.in_progress()
+    async def keep_aside(self, subject: str, data: bytes, why: str) -> None:
+        await self.ledger.keep_dead_letter(subject, data, why, utcnow())
 
     async def _reveal(self, job: CollectJob) -> api.RevealedCredentials | None:
         try:
@@ -122,60 +87,65 @@ class ScraperService:
     async def run_job(self, job: CollectJob) -> None:
         creds = await self._reveal(job)
         if creds is None:
+            # Deleted account or credentials replaced since the job was planned: the job for the
+            # new credentials is already on its way; running this one would only risk a lockout.
             log.info("job_dropped_stale_or_deleted", job_id=job.job_id, account_id=job.account_id)
             return
         collector = self.collectors[job.collector_id]
         started_at = utcnow()
         common = {"tenant_id": job.tenant_id, "account_id": job.account_id,
                   "collector_id": job.collector_id, "job_id": job.job_id,
-                  "credential_version": job.credential_version, "started_at": started_at}
+                  "credential_version": job.credential_version, "started_at": started_at,
+                  "worker_id": self.settings.worker_id}
         await publish_event(self.broker, Events.COLLECTION_STARTED.for_tenant(job.tenant_id),
                             CollectionStarted(**common))
         register_secret(creds.password)
-        new = 0
-        outcome: Outcome | None = None
         try:
+            known = await self.ledger.known_numbers(job.tenant_id, job.account_id)
+
+            async def store(document: CollectedDocument) -> bool:
+                return await self._store(job, document)
+
             async with self._sessions[job.collector_id], self.browsers.context() as context:
-                page = await context.new_page()
-                ctx = CollectContext(page=page, portal_url=self.portal_url(collector), login=creds.login,
-                                     password=creds.password,
-                                     known_numbers=await self.ledger.known_numbers(job.tenant_id,
-                                                                                   job.account_id))
-                async with asyncio.timeout(self.settings.job_timeout_s):
-                    async for document in collector.collect(ctx):
-                        new += await self._store(job, document)
-        except Exception as exc:
-            outcome = classify(exc)
-            if outcome.code is CollectionErrorCode.INTERNAL_ERROR:
-                log.exception("collector_internal_error", job_id=job.job_id, collector_id=job.collector_id)
+                ctx = CollectContext(page=await context.new_page(), portal_url=self.portal_url(collector),
+                                     login=creds.login, password=creds.password, known_numbers=known)
+                report = await run_collection(collector, ctx, store, timeout_s=self.settings.job_timeout_s)
         finally:
             forget_secret(creds.password)
+        outcome = report.outcome
         # Invoices recorded by an earlier attempt that died before publishing go out now.
         await self._publish_pending(job)
         total = await self.ledger.count(job.tenant_id, job.account_id)
         if outcome is None:
             await publish_event(self.broker, Events.COLLECTION_SUCCEEDED.for_tenant(job.tenant_id),
-                                CollectionSucceeded(**common, new_invoices=new, total_invoices=total))
-            log.info("collection_succeeded", job_id=job.job_id, new_invoices=new, total=total)
-        else:
-            await publish_event(self.broker, Events.COLLECTION_FAILED.for_tenant(job.tenant_id),
-                                CollectionFailed(**common, error_code=outcome.code, detail=outcome.detail,
-                                                 retry_after_s=outcome.retry_after_s, new_invoices=new,
-                                                 total_invoices=total))
-            log.info("collection_failed", job_id=job.job_id, error_code=outcome.code.value,
-                     detail=outcome.detail)
+                                CollectionSucceeded(**common, new_invoices=report.new_documents,
+                                                    total_invoices=total))
+            log.info("collection_succeeded", job_id=job.job_id, new_invoices=report.new_documents,
+                     total=total, logins=report.logins)
+            return
+        # Playwright's messages quote what was typed or found: never let the password through.
+        detail = outcome.detail.replace(creds.password, REDACTED) if len(creds.password) >= 3 else outcome.detail
+        if outcome.code is CollectionErrorCode.INTERNAL_ERROR:
+            log.error("collector_internal_error", job_id=job.job_id, collector_id=job.collector_id,
+                      detail=detail)
+        await publish_event(self.broker, Events.COLLECTION_FAILED.for_tenant(job.tenant_id),
+                            CollectionFailed(**common, error_code=outcome.code, detail=detail,
+                                             retry_after_s=outcome.retry_after_s,
+                                             new_invoices=report.new_documents, total_invoices=total))
+        log.info("collection_failed", job_id=job.job_id, error_code=outcome.code.value, detail=detail,
+                 new_invoices=report.new_documents, logins=report.logins)
 
-    async def _store(self, job: CollectJob, document: Any) -> int:
+    async def _store(self, job: CollectJob, document: CollectedDocument) -> bool:
         if await self.ledger.has_content(job.tenant_id, job.account_id, document.sha256):
-            return 0
+            return False
         # The file goes first (content-addressed, so a retry rewrites the same object): a ledger
         # entry never points at a missing file.
         await self.store().put(object_key(job.tenant_id, job.account_id, document.sha256), document.content)
         evt = await self.ledger.record(job.tenant_id, job.account_id, job.collector_id, document, utcnow())
         if evt is None:
-            return 0
+            return False
         await self._publish_invoice(evt)
-        return 1
+        return True
 
     async def _publish_invoice(self, evt: InvoiceCollected) -> None:
         await publish_event(self.broker, Events.INVOICE_COLLECTED.for_tenant(evt.tenant_id), evt)

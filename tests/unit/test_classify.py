@@ -27,3 +27,19 @@ def test_anything_else_is_our_bug() -> None:
     outcome = classify(KeyError("x"))
     assert outcome.code is C.INTERNAL_ERROR
     assert "KeyError" in outcome.detail
+
+
+def test_a_diagnosis_explains_a_missing_element_but_not_a_typed_error() -> None:
+    from services.scraper.classify import needs_diagnosis
+    from services.scraper.diagnose import Diagnosis
+    from services.scraper.kit import DownloadFailed
+
+    terms = Diagnosis(C.ACTION_REQUIRED_ON_SITE, "terms to accept")
+    assert classify(InterfaceChanged("no table"), terms).code is C.ACTION_REQUIRED_ON_SITE
+    assert classify(PlaywrightTimeout("waiting for #invoices"), terms).code is C.ACTION_REQUIRED_ON_SITE
+    assert classify(LoginFailed("bad"), terms).code is C.LOGIN_FAILED
+    assert needs_diagnosis(InterfaceChanged()) and needs_diagnosis(PlaywrightTimeout("x"))
+    assert needs_diagnosis(KeyError("bug"))
+    assert not needs_diagnosis(DownloadFailed()) and not needs_diagnosis(RateLimited())
+    assert not needs_diagnosis(PlaywrightError("net::ERR_CONNECTION_RESET"))
+    assert not needs_diagnosis(TimeoutError())

@@ -57,3 +57,14 @@ class DownloadFailed(CollectorError):
     """Some documents could not be fetched; the others were collected."""
 
     code = CollectionErrorCode.DOWNLOAD_FAILED
+
+
+class CaptchaRequired(RateLimited):
+    """The portal wants a human to prove itself: it is pushing back on automated logins."""
+
+
+class SessionExpired(CollectorError):
+    """The portal logged us out mid-run. The framework logs in again and resumes; only a portal
+    that keeps doing it ends the run (as unavailable, so it is retried later)."""
+
+    code = CollectionErrorCode.SUPPLIER_UNAVAILABLE

@@ -37,3 +37,12 @@ class CollectedDocument:
     @property
     def size(self) -> int:
         return len(self.content)
+
+
+@dataclass(frozen=True)
+class MissingDocument:
+    """A listed document whose file could not be fetched: the others are still collected, and the
+    run ends as ``download_failed`` so this one is tried again next time."""
+
+    ref: InvoiceRef
+    reason: str

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from services.scraper.collectors.sandbox_classic import navigation
-from services.scraper.kit import CollectContext, CollectedDocument, Collector, Manifest
+from services.scraper.kit import CollectContext, Collector, Found, Manifest
 
 MANIFEST = Manifest(
     id="sandbox-classic",
@@ -14,7 +14,8 @@ MANIFEST = Manifest(
     portal_url="http://127.0.0.1:8765/classic/",
     login_kind="identifier",
     frequency_hours=24,
-    max_sessions=8,
+    # A local portal: as many sessions as a worker runs jobs.
+    max_sessions=16,
 )
 
 
@@ -22,7 +23,7 @@ class SandboxClassicCollector:
     def __init__(self) -> None:
         self.manifest = MANIFEST
 
-    async def collect(self, ctx: CollectContext) -> AsyncIterator[CollectedDocument]:
+    async def collect(self, ctx: CollectContext) -> AsyncIterator[Found]:
         async for document in navigation.collect(ctx):
             yield document
 

@@ -1,0 +1,117 @@
+"""HTTP requests made from inside the page, as the portal's own scripts would make them.
+
+Going through the page (not Playwright's separate request client) means the page's cookies and
+origin, and it means the requests are part of what a HAR records and what ``route_from_har`` replays:
+a collector tested offline downloads its PDFs from the recording too. Other origins (a CDN serving
+the PDFs) would be refused by CORS inside the page, so those go through the context's request client.
+
+Several URLs can be fetched in one call: one at a time inside the page (no burst on the portal), but
+in a single round trip between the worker and the browser, which is most of the cost of a download.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from playwright.async_api import Page
+
+from services.scraper.kit.errors import InterfaceChanged
+
+DEFAULT_TIMEOUT_MS = 30_000
+
+_FETCH_ALL = """
+async ({urls, headers, timeoutMs}) => {
+  const replies = [];
+  for (const url of urls) {
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), timeoutMs);
+    try {
+      const response = await fetch(url, {headers, credentials: "include", redirect: "follow", signal: abort.signal});
+      const bytes = new Uint8Array(await response.arrayBuffer());
+      let binary = "";
+      for (let i = 0; i < bytes.length; i += 0x8000) {
+        binary += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+      }
+      replies.push({status: response.status, url: response.url,
+                    headers: Object.fromEntries(response.headers.entries()), body: btoa(binary)});
+    } catch (error) {
+      replies.push({status: 0, url, headers: {}, body: "", error: String(error)});
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  return replies;
+}
+"""
+
+
+@dataclass(frozen=True)
+class HttpReply:
+    status: int  # 0: no HTTP answer at all (connection refused, timed out)
+    url: str  # after redirects
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+    error: str = ""
+
+    def json(self, what: str) -> Any:
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            raise InterfaceChanged(f"{what}: HTTP {self.status}, not JSON") from None
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc
+
+
+async def _through_request_client(page: Page, url: str, headers: dict[str, str], timeout_ms: float) -> HttpReply:
+    response = await page.request.get(url, headers=headers, timeout=timeout_ms)
+    try:
+        return HttpReply(status=response.status, url=response.url, headers=dict(response.headers),
+                         body=await response.body())
+    finally:
+        await response.dispose()
+
+
+async def page_fetch_all(page: Page, urls: Sequence[str], *, headers: Mapping[str, str] | None = None,
+                         timeout_ms: float = DEFAULT_TIMEOUT_MS) -> list[HttpReply]:
+    """GET each URL in turn with the page's session (redirects followed), replies in the same order."""
+    wanted = dict(headers or {})
+    here = _origin(page.url)
+    same_origin = [url for url in urls if _origin(url) == here]
+    fetched: dict[str, HttpReply] = {}
+    if same_origin:
+        raw_replies = await page.evaluate(_FETCH_ALL, {"urls": same_origin, "headers": wanted,
+                                                       "timeoutMs": timeout_ms})
+        for url, raw in zip(same_origin, raw_replies, strict=True):
+            fetched[url] = HttpReply(status=int(raw["status"]), url=str(raw["url"]),
+                                     headers={k.lower(): str(v) for k, v in raw["headers"].items()},
+                                     body=base64.b64decode(raw["body"]), error=str(raw.get("error", "")))
+    return [fetched[url] if url in fetched else await _through_request_client(page, url, wanted, timeout_ms)
+            for url in urls]
+
+
+async def page_fetch(page: Page, url: str, *, headers: Mapping[str, str] | None = None,
+                     timeout_ms: float = DEFAULT_TIMEOUT_MS) -> HttpReply:
+    """GET ``url`` with the page's session; redirects are followed."""
+    (reply,) = await page_fetch_all(page, [url], headers=headers, timeout_ms=timeout_ms)
+    return reply
+
+
+_HTML = """
+() => (document.doctype ? new XMLSerializer().serializeToString(document.doctype) + "\\n" : "")
+      + document.documentElement.outerHTML
+"""
+
+
+async def page_html(page: Page) -> str:
+    """The page's current HTML. Unlike ``page.content()`` it needs none of Playwright's helper
+    scripts, which a fresh document would have to compile first (a third of a small page's cost)."""
+    html: str = await page.evaluate(_HTML)
+    return html

@@ -1,0 +1,54 @@
+"""HTTP statuses a portal answers with, turned into the kit's typed errors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+from services.scraper.kit.errors import (
+    CollectorError,
+    RateLimited,
+    SessionExpired,
+    SupplierUnavailable,
+)
+
+# A portal asking for more than this is treated as asking for this: the scheduler backs off anyway.
+MAX_RETRY_AFTER_S = 7 * 24 * 3600.0
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """``Retry-After`` as seconds: either delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return min(float(text), MAX_RETRY_AFTER_S)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    delta = (when - (now or datetime.now(UTC))).total_seconds()
+    return min(max(delta, 0.0), MAX_RETRY_AFTER_S)
+
+
+def error_for_status(status: int, headers: Mapping[str, str], what: str) -> CollectorError | None:
+    """The typed error an HTTP status means, or None for a status a collector handles itself.
+
+    ``headers`` keys are expected lower-case, as Playwright gives them.
+    """
+    if status == 429:
+        return RateLimited(f"{what}: HTTP 429", retry_after_s=retry_after_seconds(headers.get("retry-after")))
+    if status == 401:
+        return SessionExpired(f"{what}: HTTP 401")
+    if status >= 500:
+        return SupplierUnavailable(f"{what}: HTTP {status}")
+    return None
+
+
+def raise_for_status(status: int, headers: Mapping[str, str], what: str) -> None:
+    error = error_for_status(status, headers, what)
+    if error is not None:
+        raise error

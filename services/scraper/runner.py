@@ -1,0 +1,126 @@
+"""Running one collector on one page to the end: storing what it finds, logging in again when the
+portal drops the session, and turning whatever stopped it into one §4 outcome."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+
+from services.scraper.classify import Outcome, classify, needs_diagnosis
+from services.scraper.diagnose import SESSION_EXPIRED, Diagnosis, diagnose
+from services.scraper.kit import (
+    CollectContext,
+    CollectedDocument,
+    Collector,
+    Found,
+    MissingDocument,
+    SessionExpired,
+)
+from services.scraper.witness import PageWitness
+from shared.errors import CollectionErrorCode
+from shared.logging import get_logger
+
+log = get_logger("collectors.scraper.runner")
+
+# The first login, and as many again after the portal logged us out mid-run.
+MAX_LOGINS = 3
+
+Store = Callable[[CollectedDocument], Awaitable[bool]]
+
+
+@dataclass
+class RunReport:
+    new_documents: int = 0
+    collected: set[str] = field(default_factory=set)
+    missing: dict[str, str] = field(default_factory=dict)  # number -> why its file could not be had
+    logins: int = 0
+    outcome: Outcome | None = None  # None: everything listed was collected
+
+
+class _StoreFailed(Exception):
+    """Keeping a document failed on our side (NATS, database): not the collector's doing, so it
+    escapes the classification and the job is retried."""
+
+
+class _Relogin:
+    """The session ended under us: start again, skipping what is already stored."""
+
+
+_RELOGIN = _Relogin()
+
+
+@asynccontextmanager
+async def _closing(items: AsyncIterator[Found]) -> AsyncIterator[None]:
+    """Close an abandoned collector generator now (its ``finally`` blocks run while the page lives)."""
+    try:
+        yield
+    finally:
+        close = getattr(items, "aclose", None)
+        if close is not None:
+            await close()
+
+
+async def _judge(exc: Exception, witness: PageWitness, logged_in: bool) -> Outcome | _Relogin:
+    if isinstance(exc, SessionExpired):
+        return _RELOGIN
+    diagnosis: Diagnosis | None = None
+    if needs_diagnosis(exc):
+        found = diagnose(await witness.evidence(logged_in=logged_in))
+        if found is SESSION_EXPIRED:
+            return _RELOGIN
+        diagnosis = found if isinstance(found, Diagnosis) else None
+    return classify(exc, diagnosis)
+
+
+async def run_collection(collector: Collector, ctx: CollectContext, store: Store, *,
+                         timeout_s: float) -> RunReport:
+    """Run ``collector`` until it is done or stopped; ``store`` keeps each document (True if new)."""
+    report = RunReport()
+    witness = PageWitness(ctx.page)
+    deadline = asyncio.timeout(timeout_s)
+    try:
+        async with deadline:
+            while report.outcome is None:
+                report.logins += 1
+                try:
+                    found_items = collector.collect(ctx)
+                    async with _closing(found_items):
+                        async for found in found_items:
+                            number = found.ref.number
+                            if isinstance(found, MissingDocument):
+                                report.missing[number] = found.reason
+                                continue
+                            report.missing.pop(number, None)
+                            report.collected.add(number)
+                            try:
+                                report.new_documents += await store(found)
+                            except Exception as exc:
+                                raise _StoreFailed() from exc
+                    break
+                except _StoreFailed as failed:
+                    assert failed.__cause__ is not None
+                    raise failed.__cause__ from None
+                except Exception as exc:
+                    logged_in = ctx.logged_in or bool(report.collected)
+                    verdict = await _judge(exc, witness, logged_in)
+                    if not isinstance(verdict, _Relogin):
+                        report.outcome = verdict
+                    elif report.logins >= MAX_LOGINS:
+                        report.outcome = Outcome(CollectionErrorCode.SUPPLIER_UNAVAILABLE,
+                                                 f"the portal ended the session {report.logins} times")
+                    else:
+                        log.info("session_expired_logging_in_again", collector_id=collector.manifest.id,
+                                 collected=len(report.collected))
+                        ctx = replace(ctx, known_numbers=ctx.known_numbers | report.collected, logged_in=False)
+    except TimeoutError:
+        if not deadline.expired():
+            raise  # a NATS or database timeout while storing: the job is retried
+        report.outcome = Outcome(CollectionErrorCode.SUPPLIER_UNAVAILABLE,
+                                 f"collection did not finish within {timeout_s:.0f} s")
+    if report.outcome is None and report.missing:
+        listed = ", ".join(f"{n} ({why})" for n, why in sorted(report.missing.items()))
+        report.outcome = Outcome(CollectionErrorCode.DOWNLOAD_FAILED,
+                                 f"{len(report.missing)} document(s) not downloaded: {listed}"[:500])
+    return report

@@ -1,0 +1,170 @@
+"""The framework's run loop, with fake collectors on a fake page: what it stores, when it logs in
+again, and the one outcome it reports."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from services.scraper.kit import (
+    CollectContext,
+    CollectedDocument,
+    DownloadFailed,
+    Found,
+    InterfaceChanged,
+    InvoiceRef,
+    Manifest,
+    MissingDocument,
+    RateLimited,
+    SessionExpired,
+)
+from services.scraper.runner import MAX_LOGINS, run_collection
+from shared.errors import CollectionErrorCode as C
+
+LOGIN_PAGE = '<form id="login-form"><input name="login"><input type="password" name="password"></form>'
+MAINTENANCE = "<h1>Maintenance en cours</h1>"
+
+
+class FakePage:
+    def __init__(self, html: str = "<p>Mes factures</p>") -> None:
+        self.html = html
+        self.url = "http://portal.test/list"
+        self.main_frame = object()
+
+    def on(self, event: str, handler: Callable[..., Any]) -> None:
+        pass
+
+    async def content(self) -> str:
+        return self.html
+
+    async def wait_for_load_state(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+def doc(n: int) -> CollectedDocument:
+    ref = InvoiceRef(number=f"FA-{n}", issue_date=date(2026, 3, 1), amount=Decimal("1.00"), currency="EUR",
+                     kind="invoice", download_url=f"http://portal.test/{n}.pdf")
+    return CollectedDocument(ref=ref, content=f"%PDF-{n}".encode())
+
+
+class Scripted:
+    """Each login runs the next script: a list of documents, missing ones, and an error to end with."""
+
+    def __init__(self, *scripts: list[Found | Exception], on_run: Callable[[CollectContext], None] | None = None):
+        self.manifest = Manifest(id="fake", name="Fake", supplier="Fake", portal_url="http://portal.test/")
+        self.scripts = list(scripts)
+        self.contexts: list[CollectContext] = []
+        self.on_run = on_run
+
+    async def collect(self, ctx: CollectContext) -> AsyncIterator[Found]:
+        self.contexts.append(ctx)
+        if self.on_run:
+            self.on_run(ctx)
+        for step in self.scripts.pop(0):
+            if isinstance(step, Exception):
+                raise step
+            if step.ref.number in ctx.known_numbers:
+                continue
+            yield step
+
+
+async def run(collector: Scripted, page: FakePage | None = None, known: frozenset[str] = frozenset(),
+              timeout_s: float = 10.0) -> tuple[Any, list[str]]:
+    stored: list[str] = []
+
+    async def store(document: CollectedDocument) -> bool:
+        stored.append(document.ref.number)
+        return True
+
+    ctx = CollectContext(page=page or FakePage(), portal_url="http://portal.test/", login="l", password="p",  # type: ignore[arg-type]
+                         known_numbers=known)
+    return await run_collection(collector, ctx, store, timeout_s=timeout_s), stored
+
+
+async def test_everything_collected_is_a_success() -> None:
+    report, stored = await run(Scripted([doc(1), doc(2)]))
+    assert report.outcome is None and stored == ["FA-1", "FA-2"] and report.new_documents == 2
+
+
+async def test_missing_documents_end_as_download_failed_after_the_others() -> None:
+    report, stored = await run(Scripted([doc(1), MissingDocument(doc(2).ref, "HTTP 500"), doc(3)]))
+    assert stored == ["FA-1", "FA-3"]
+    assert report.outcome.code is C.DOWNLOAD_FAILED and "FA-2 (HTTP 500)" in report.outcome.detail
+    legacy, _ = await run(Scripted([doc(1), DownloadFailed("1 document")]))
+    assert legacy.outcome.code is C.DOWNLOAD_FAILED
+
+
+async def test_a_session_that_ends_is_logged_in_again_without_collecting_twice() -> None:
+    collector = Scripted([doc(1), doc(2), SessionExpired("401")], [doc(1), doc(2), doc(3)])
+    report, stored = await run(collector)
+    assert report.outcome is None and report.logins == 2
+    assert stored == ["FA-1", "FA-2", "FA-3"]
+    assert collector.contexts[1].known_numbers == {"FA-1", "FA-2"}
+
+
+async def test_a_login_page_met_after_logging_in_is_a_session_expiry_too() -> None:
+    page = FakePage(LOGIN_PAGE)
+    collector = Scripted([InterfaceChanged("no table")], [doc(1)], on_run=lambda ctx: ctx.mark_logged_in())
+    report, stored = await run(collector, page)
+    assert report.outcome is None and stored == ["FA-1"] and report.logins == 2
+
+
+async def test_a_portal_that_keeps_ending_sessions_is_unavailable() -> None:
+    collector = Scripted(*([doc(1), SessionExpired()] for _ in range(MAX_LOGINS)))
+    report, _ = await run(collector)
+    assert report.outcome.code is C.SUPPLIER_UNAVAILABLE and report.logins == MAX_LOGINS
+
+
+async def test_a_missing_element_is_explained_by_the_page() -> None:
+    report, _ = await run(Scripted([InterfaceChanged("no table")]), FakePage(MAINTENANCE))
+    assert report.outcome.code is C.SUPPLIER_UNAVAILABLE and "no table" in report.outcome.detail
+    report, _ = await run(Scripted([InterfaceChanged("no table")]))
+    assert report.outcome.code is C.INTERFACE_CHANGED
+    report, _ = await run(Scripted([KeyError("boom")]), FakePage(MAINTENANCE))
+    assert report.outcome.code is C.SUPPLIER_UNAVAILABLE  # a crash in front of a maintenance page
+    report, _ = await run(Scripted([KeyError("boom")]))
+    assert report.outcome.code is C.INTERNAL_ERROR
+
+
+async def test_typed_errors_are_trusted() -> None:
+    report, _ = await run(Scripted([RateLimited("429", retry_after_s=30)]), FakePage(MAINTENANCE))
+    assert (report.outcome.code, report.outcome.retry_after_s) == (C.RATE_LIMITED, 30)
+
+
+async def test_storage_failures_are_not_the_collectors_fault() -> None:
+    async def broken_store(_: CollectedDocument) -> bool:
+        raise ConnectionError("nats down")
+
+    ctx = CollectContext(page=FakePage(), portal_url="http://p/", login="l", password="p")  # type: ignore[arg-type]
+    with pytest.raises(ConnectionError):
+        await run_collection(Scripted([doc(1)]), ctx, broken_store, timeout_s=5)
+
+    async def slow_store(_: CollectedDocument) -> bool:
+        raise TimeoutError("publish timed out")
+
+    with pytest.raises(TimeoutError):  # not mistaken for the collection's own deadline
+        await run_collection(Scripted([doc(1)]), ctx, slow_store, timeout_s=5)
+
+
+async def test_a_collection_past_its_deadline_is_stopped() -> None:
+    class Stuck:
+        manifest = Manifest(id="stuck", name="S", supplier="S", portal_url="http://p/")
+
+        async def collect(self, ctx: CollectContext) -> AsyncIterator[Found]:
+            yield doc(1)
+            await asyncio.sleep(30)
+
+    ctx = CollectContext(page=FakePage(), portal_url="http://p/", login="l", password="p")  # type: ignore[arg-type]
+    stored: list[str] = []
+
+    async def store(d: CollectedDocument) -> bool:
+        stored.append(d.ref.number)
+        return True
+
+    report = await run_collection(Stuck(), ctx, store, timeout_s=0.3)
+    assert report.outcome.code is C.SUPPLIER_UNAVAILABLE and stored == ["FA-1"]
