@@ -30,6 +30,8 @@ DEMO_TENANT = "demo"
 DEMO_ACCOUNTS = [
     ("sandbox-classic", "pharmacie-centrale", "demo"),
     ("sandbox-classic", "pharmacie-du-marche", "demo"),
+    ("sandbox-twostep", "pharmacie-centrale@demo.test", "demo"),
+    ("sandbox-spa", "pharmacie-centrale", "demo"),
 ]
 DEFAULT_SANDBOX_PORT = 8765
 
