@@ -88,8 +88,16 @@ class JobConsumer:
             log.error("poison_job_kept_aside", subject=subject)
             return
         if job.collector_id not in self._known():
-            await self._dead_letter(msg, "unknown collector")
-            log.error("job_for_unknown_collector", collector_id=job.collector_id)
+            # During a rolling deploy another worker may already run this collector: hand the job
+            # back, and keep it aside only once every delivery found no worker for it.
+            delivered = _deliveries(msg)
+            if delivered >= self.policy.max_deliver:
+                await self._dead_letter(msg, "unknown collector")
+                log.error("job_for_unknown_collector_kept_aside", collector_id=job.collector_id)
+            else:
+                log.warning("job_for_unknown_collector_handed_back", collector_id=job.collector_id,
+                            deliveries=delivered)
+                await msg.nack(delay=self.policy.retry_delay_s)
             return
         try:
             await self._run(job)

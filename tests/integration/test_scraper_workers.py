@@ -240,3 +240,17 @@ async def test_a_stopping_worker_finishes_its_running_job_first(harness: Harness
     await rt.stop()
     assert len(harness.of("collection_succeeded")) == 1 and fake.runs == {"acc-stop": 1}
     assert (await harness.nc.jetstream().stream_info("COLLECTORS_JOBS")).state.messages == 0
+
+
+async def test_a_job_for_a_collector_this_worker_lacks_waits_for_a_worker_that_has_it(
+        harness: Harness, worker: Any) -> None:
+    # A rolling deploy: the old worker does not know the new collector; the new one arrives later.
+    await worker(FakeCollector("fake-old"), max_deliver=10)
+    await harness.publish("fake-new", "acc-new")
+    await asyncio.sleep(0.8)  # handed back a few times by the old worker, not kept aside
+    assert await harness.dead_letters() == []
+    newer = FakeCollector("fake-new")
+    await worker(newer, max_deliver=10)
+    await eventually(harness.idle, what="the job run by the new worker")
+    assert newer.runs == {"acc-new": 1}
+    assert await harness.dead_letters() == []
