@@ -99,3 +99,6 @@ class NotifierSettings(Settings):
     sweep_s: float = Field(default=60.0, gt=0)
     transient_alert_after_h: float = Field(default=24.0, gt=0)
     reminder_days: list[float] = Field(default_factory=lambda: [3.0, 7.0])
+    # A pharmacy's webhook may only reach public addresses: private, loopback and link-local ones
+    # (our own network) are refused unless this is on (local tests, a private deployment).
+    webhook_allow_private_networks: bool = False

@@ -148,7 +148,9 @@ def fast_delivery(**overrides: Any) -> dict[str, Any]:
     """Notifier settings that make retries and sweeps take milliseconds."""
     return {"delivery_backoff_s": 0.01, "delivery_backoff_max_s": 0.02, "delivery_round_delay_s": 0.05,
             "delivery_round_delay_max_s": 0.1, "delivery_rounds": 3, "delivery_attempts": 3,
-            "delivery_poll_s": 0.05, "delivery_timeout_s": 3.0, "sweep_s": 0.05, **overrides}
+            "delivery_poll_s": 0.05, "delivery_timeout_s": 3.0, "sweep_s": 0.05,
+            "webhook_allow_private_networks": True,  # the test receivers listen on loopback
+            **overrides}
 
 
 # --- the services under test --------------------------------------------------------------------

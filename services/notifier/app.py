@@ -40,7 +40,7 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> Serv
     s = notifier_settings(settings)
     broker = make_broker(s.nats_url, NAME)
     repo = NotifierRepository(make_mongo_client(s.mongodb_url)[s.database_name(NAME)])
-    webhook = WebhookChannel(timeout_s=s.delivery_timeout_s)
+    webhook = WebhookChannel(timeout_s=s.delivery_timeout_s, allow_private_networks=s.webhook_allow_private_networks)
     channels: list[Channel] = [InAppChannel(broker), EmailChannel(SmtpConfig.from_settings(s)), webhook]
     dispatcher = Dispatcher(repo, channels, DeliveryPolicy.from_settings(s), clock)
     service = NotifierService(repo, channels, dispatcher, clock=clock, policy=rule_policy(s))

@@ -7,7 +7,10 @@ notification only, so a retry sends the same message.
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import json
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,9 +18,11 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 import aiosmtplib
+from aiohttp.abc import AbstractResolver, ResolveResult
 from faststream.nats import NatsBroker
 
 from services.notifier import signing
@@ -155,13 +160,43 @@ class WebhookRejected(Exception):
     """The receiver answered, but not with a 2xx."""
 
 
+class PrivateAddress(OSError):
+    """The webhook's host is (or resolves to) an address of a private network."""
+
+
+def _refuse_private(host: str, address: str) -> None:
+    if not ipaddress.ip_address(address.split("%", 1)[0]).is_global:
+        # errno + strerror: aiohttp shows strerror when the resolver's refusal ends a connection.
+        raise PrivateAddress(errno.EACCES, f"webhook host {host} is not a public address ({address}): refused")
+
+
+class PublicOnlyResolver(AbstractResolver):
+    """Resolves as usual but refuses non-public addresses, at connection time: a webhook URL whose
+    name is later pointed at our own network (DNS rebinding) cannot be used to reach it."""
+
+    def __init__(self) -> None:
+        self._inner = aiohttp.ThreadedResolver()
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET,
+                      ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        for result in results:
+            _refuse_private(host, result["host"])
+        return results
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
 class WebhookChannel:
     """A POST of the notification as JSON, signed with the tenant's secret (see ``signing``)."""
 
     name = "webhook"
 
-    def __init__(self, timeout_s: float = 10.0, wall_clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, timeout_s: float = 10.0, wall_clock: Callable[[], float] = time.time,
+                 allow_private_networks: bool = False) -> None:
         self.timeout_s = timeout_s
+        self.allow_private_networks = allow_private_networks
         # The receiver checks the signed timestamp against its own clock: always real time.
         self.wall_clock = wall_clock
         self._session: aiohttp.ClientSession | None = None
@@ -174,7 +209,8 @@ class WebhookChannel:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT})
+            connector = None if self.allow_private_networks else aiohttp.TCPConnector(resolver=PublicOnlyResolver())
+            self._session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}, connector=connector)
         return self._session
 
     async def deliver(self, notification: dict[str, Any], prefs: api.Prefs) -> None:
@@ -182,6 +218,18 @@ class WebhookChannel:
             raise PermanentDeliveryError("no webhook URL in the preferences any more")
         if not prefs.webhook_secret:
             raise PermanentDeliveryError("the webhook has no signing secret")
+        if not self.allow_private_networks:
+            # An address written in the URL is never resolved, so the resolver cannot see it.
+            host = (urlsplit(prefs.webhook_url).hostname or "").strip("[]")
+            try:
+                ipaddress.ip_address(host.split("%", 1)[0])
+            except ValueError:
+                pass  # a name: PublicOnlyResolver checks what it resolves to
+            else:
+                try:
+                    _refuse_private(host, host)
+                except PrivateAddress as exc:
+                    raise PermanentDeliveryError(str(exc)) from exc
         body = webhook_body(notification)
         headers = {
             "Content-Type": "application/json; charset=utf-8",
