@@ -350,18 +350,22 @@ def notifications_prefs(
     email: Annotated[list[str] | None, typer.Option("--email", help="Address to alert (repeatable).")] = None,
     webhook: Annotated[str | None, typer.Option(help="URL to POST signed alerts to.")] = None,
     language: Annotated[str | None, typer.Option("--lang", help="Language of alerts: fr or en.")] = None,
+    rotate_webhook_secret: Annotated[bool, typer.Option(
+        "--rotate-webhook-secret", help="Replace the webhook's signing secret now.")] = False,
     as_json: JsonOpt = False, nats_url: NatsOpt = DEFAULT_NATS,
 ) -> None:
     """Show, or change with options, how the pharmacy is alerted."""
-    if email is None and webhook is None and language is None:
+    if email is None and webhook is None and language is None and not rotate_webhook_secret:
         data = _call(Api.NOTIFIER_PREFS_GET, {"tenant_id": tenant}, as_json, nats_url)
     else:
         payload: dict[str, Any] = {"tenant_id": tenant, "emails": email, "webhook_url": webhook,
                                    "language": language}
         if language in ("fr", "en"):
             payload["lang"] = language
+        if rotate_webhook_secret:
+            payload["rotate_webhook_secret"] = True
         data = _call(Api.NOTIFIER_PREFS_SET, payload, as_json, nats_url)
-    emit(data, as_json, lambda d: record(d, ["tenant_id", "emails", "webhook_url", "language"]))
+    emit(data, as_json, lambda d: record(d, ["tenant_id", "emails", "webhook_url", "webhook_secret", "language"]))
 
 
 @notifications_app.command("list")
@@ -369,8 +373,8 @@ def notifications_list(tenant: TenantOpt, as_json: JsonOpt = False, nats_url: Na
     """What was sent to the pharmacy, when, on which channel, and whether it was delivered."""
     data = _call(Api.NOTIFIER_HISTORY, {"tenant_id": tenant}, as_json, nats_url)
     emit(data, as_json, lambda d: table(d["notifications"], [
-        ("created_at", "when"), ("kind", "kind"), ("channel", "channel"), ("subject", "subject"),
-        ("delivered", "delivered"), ("error", "error")]))
+        ("created_at", "when"), ("kind", "kind"), ("channel", "channel"), ("recipient", "to"),
+        ("subject", "subject"), ("status", "status"), ("attempts", "attempts"), ("error", "error")]))
 
 
 # --- keys ------------------------------------------------------------------------------------

@@ -185,6 +185,10 @@ def test_requests_and_notifications_answer(platform: tuple[Cli, subprocess.Popen
     assert prefs["language"] == "fr" and prefs["emails"] == []
     prefs = cli.json("notifications", "prefs", "--tenant", "t1", "--email", "compta@pharmacie.fr", "--lang", "en")
     assert prefs["emails"] == ["compta@pharmacie.fr"] and prefs["language"] == "en"
+    hooked = cli.json("notifications", "prefs", "--tenant", "t1", "--webhook", "https://hooks.pharmacie.fr/c")
+    rotated = cli.json("notifications", "prefs", "--tenant", "t1", "--rotate-webhook-secret")
+    assert hooked["webhook_secret"] and rotated["webhook_secret"] != hooked["webhook_secret"]
+    assert rotated["webhook_url"] == "https://hooks.pharmacie.fr/c" and rotated["emails"] == ["compta@pharmacie.fr"]
     assert "notifications" in cli.json("notifications", "list", "--tenant", "t1")
 
 
