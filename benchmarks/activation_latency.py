@@ -13,9 +13,7 @@ import asyncio
 import contextlib
 import json
 import statistics
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import nats
@@ -30,7 +28,7 @@ from services.scheduler.app import build as build_scheduler
 from services.scraper.app import build as build_scraper
 from shared.client import ApiClient
 from shared.logging import configure_logging
-from shared.natsserver import NatsServer, wait_jetstream_ready
+from shared.natsserver import NatsServer, temp_store, wait_jetstream_ready
 from shared.settings import AccountsSettings, SchedulerSettings, ScraperSettings, Settings
 from shared.subjects import Api, Events
 
@@ -42,7 +40,7 @@ def percentile(values: list[float], p: float) -> float:
 
 async def main(accounts: int) -> None:
     configure_logging("WARNING", json=True)
-    server = NatsServer(store_dir=Path(tempfile.mkdtemp(prefix="bench-nats-")))
+    server = NatsServer(store_dir=temp_store())
     server.start()
     await wait_jetstream_ready(server.url)
     portal = await start_portal()

@@ -10,11 +10,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import tempfile
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from services.scheduler import policy
 from services.scheduler.repository import ScheduleRepository
@@ -22,7 +20,7 @@ from services.scheduler.service import SchedulerService, Tuning
 from shared.broker import ensure_streams, jetstream, make_broker
 from shared.logging import configure_logging
 from shared.memory_mongo import InMemoryMongoClient
-from shared.natsserver import NatsServer, wait_jetstream_ready
+from shared.natsserver import NatsServer, temp_store, wait_jetstream_ready
 from shared.outbox import OutboxRelay
 
 NOW = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
@@ -31,7 +29,7 @@ COLLECTORS = 20
 
 async def main(total: int) -> None:
     configure_logging("WARNING", json=True)  # one log line per job would dominate the timing
-    server = NatsServer(store_dir=Path(tempfile.mkdtemp(prefix="bench-nats-")))
+    server = NatsServer(store_dir=temp_store())
     server.start()
     await wait_jetstream_ready(server.url)
     broker = make_broker(server.url, "bench")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -213,7 +214,5 @@ async def seed_demo(client: ApiClient, say: Say, timeout: float = 30.0) -> list[
 
 
 def _redact_url(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
+    """The URL(s) with any user and password masked, fit to print."""
+    return ",".join(re.sub(r"://[^/@]*@", "://***@", part) for part in url.split(","))

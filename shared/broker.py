@@ -15,7 +15,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy, PubAck
 from nats.js.errors import BadRequestError
 from pydantic import BaseModel, ValidationError
 
-from shared.client import inbox_prefix
+from shared.client import inbox_prefix, servers
 from shared.errors import ApiError, ApiErrorCode
 from shared.events import CollectJob, Event
 from shared.logging import get_logger
@@ -29,7 +29,7 @@ def make_broker(nats_url: str, client_name: str) -> NatsBroker:
     """A broker that keeps reconnecting: a NATS restart must not kill a service. Its replies come on
     its own inbox (``inbox_prefix``), the only one its NATS user may subscribe to."""
     return NatsBroker(
-        nats_url,
+        servers(nats_url),
         name=client_name,
         inbox_prefix=inbox_prefix(client_name),
         max_reconnect_attempts=-1,

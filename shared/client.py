@@ -16,6 +16,15 @@ from shared.errors import RemoteApiError
 CLI_USER = "cli"
 
 
+def servers(url: str) -> list[str]:
+    """The servers of ``NATS_URL``, which may name a whole cluster ("nats://a:4222,nats://b:4222");
+    nats-py would take such a string for a single server."""
+    listed = [part.strip() for part in url.split(",") if part.strip()]
+    if not listed:
+        raise ValueError("NATS_URL names no server")
+    return listed
+
+
 def inbox_prefix(name: str) -> str:
     """Where the NATS client of service or user ``name`` receives its replies: request replies,
     JetStream API answers, pulled messages. Every client's own (``_INBOX_<name>``), not nats-py's
@@ -41,7 +50,7 @@ class ApiClient:
     async def connect(cls, url: str, timeout: float = 10.0, name: str = "collectors-cli",
                       user: str = CLI_USER) -> ApiClient:
         """``name`` labels the connection; ``user`` is the NATS user, whose inbox it must use."""
-        nc = await nats.connect(url, name=name, connect_timeout=3, max_reconnect_attempts=2,
+        nc = await nats.connect(servers(url), name=name, connect_timeout=3, max_reconnect_attempts=2,
                                 allow_reconnect=False, inbox_prefix=inbox_prefix(user))
         return cls(nc, timeout)
 

@@ -140,11 +140,13 @@ async def wait_jetstream_ready(url: str, timeout: float = 20.0) -> None:
     import nats
     from nats.errors import Error as NatsError
 
+    from shared.client import servers
+
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            nc = await nats.connect(url, connect_timeout=1, max_reconnect_attempts=0)
+            nc = await nats.connect(servers(url), connect_timeout=1, max_reconnect_attempts=0)
             try:
                 await nc.jetstream().account_info()
                 return

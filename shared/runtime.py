@@ -14,9 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from faststream import FastStream
 from faststream.nats import NatsBroker
-from faststream.specification import AsyncAPI
 
 from shared import subjects
 from shared.api import HealthReply
@@ -54,10 +52,6 @@ class ServiceRuntime:
         @self.broker.subscriber(subjects.health(self.name), title=f"{self.name}-health")
         async def health() -> dict[str, Any]:
             return reply
-
-    def asyncapi_app(self) -> FastStream:
-        """The FastStream application, for ``faststream docs`` and AsyncAPI generation."""
-        return FastStream(self.broker, specification=AsyncAPI(title=f"collectors {self.name}"))
 
     async def start(self, health_port: int = 0) -> None:
         await self.broker.connect()

@@ -181,12 +181,6 @@ class ScheduleRepository:
             await self.leases.update_many({"holder": {"$in": accounts}},
                                           {"$set": {"holder": None, "token": None, "expires_at": None}})
 
-    async def leases_held(self, collector_id: str, now: datetime) -> int:
-        return int(await self.leases.count_documents(
-            {"collector_id": collector_id, "holder": {"$ne": None}, "expires_at": {"$gt": now}}))
-
-    # --- claims ------------------------------------------------------------------------------------
-
     async def claim_and_queue(self, runs: list[tuple[str, int, datetime, dict[str, Any]]], now: datetime) -> int:
         """Claim due runs and queue their jobs, one guarded update each, in one round trip.
 
@@ -219,9 +213,6 @@ class ScheduleRepository:
     async def open_incident(self, collector_id: str) -> dict[str, Any] | None:
         doc: dict[str, Any] | None = await self.incidents.find_one({"collector_id": collector_id, "open": True})
         return doc
-
-    async def open_incidents(self) -> list[dict[str, Any]]:
-        return [d async for d in self.incidents.find({"open": True})]
 
     async def create_incident(self, doc: dict[str, Any]) -> bool:
         try:

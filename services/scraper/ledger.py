@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
@@ -96,6 +96,3 @@ class Ledger:
         await self.dead_letters.insert_one({"subject": subject, "data": data.decode(errors="replace"),
                                             "error": error, "at": at})
 
-
-def issue_date_of(doc: dict[str, Any]) -> date:
-    return date.fromisoformat(doc["issue_date"])
