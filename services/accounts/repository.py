@@ -82,11 +82,15 @@ class AccountRepository:
 
     async def update(self, tenant_id: str, account_id: str, update: dict[str, Any],
                      *, extra_filter: dict[str, Any] | None = None) -> dict[str, Any] | None:
-        """Apply an update to a live account and return it, or None if no live account matched."""
-        doc: dict[str, Any] | None = await self.accounts.find_one_and_update(
-            {"tenant_id": tenant_id, "_id": account_id, **ACTIVE, **(extra_filter or {})},
-            update, return_document=ReturnDocument.AFTER,
-        )
+        """Apply an update to a live account and return it, or None if no live account matched;
+        :class:`SlotTaken` if the update would give it a login another live account holds."""
+        try:
+            doc: dict[str, Any] | None = await self.accounts.find_one_and_update(
+                {"tenant_id": tenant_id, "_id": account_id, **ACTIVE, **(extra_filter or {})},
+                update, return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError as exc:
+            raise SlotTaken() from exc
         return doc
 
 

@@ -177,8 +177,8 @@ class AccountsService:
                 # Optimistic concurrency: a concurrent update bumps the version first and wins.
                 extra_filter={"credential_version": doc["credential_version"]},
             )
-        except SlotTaken as exc:  # pragma: no cover - update never inserts
-            raise Conflict("concurrent update") from exc
+        except SlotTaken as exc:  # the new login was taken by another account meanwhile
+            raise DuplicateAccount(api_message("duplicate_account", req.lang), field="login") from exc
         if new is None:
             raise Conflict("Le compte a été modifié entre-temps : réessayez.", field="account_id")
         await self._flush(req.tenant_id, req.account_id)

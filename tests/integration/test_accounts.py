@@ -322,3 +322,19 @@ async def test_a_crash_after_publishing_does_not_duplicate_the_event(accounts: A
     await asyncio.sleep(3)  # at least one sweep republishes the same entry
     msgs = await accounts.stream_messages(Events.ACCOUNT_CREATED.for_tenant("p7"))
     assert [m["account_id"] for m in msgs] == [acc["id"]]  # JetStream dropped the copy by its Nats-Msg-Id
+
+
+async def test_a_login_taken_while_updating_is_a_duplicate_not_a_crash(accounts: Accounts,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    first = await accounts.create("p8", "login-a")
+    await accounts.create("p8", "login-b")
+
+    async def missed_the_other(self: AccountRepository, tenant_id: str, collector_id: str, key: str) -> None:
+        return None  # as if the other account had taken the login after the check
+
+    monkeypatch.setattr(AccountRepository, "find_login", missed_the_other)
+    err = await accounts.refusal(Api.ACCOUNTS_UPDATE_CREDENTIALS, tenant_id="p8", account_id=first["id"],
+                                 login="LOGIN-B", password="new")
+    assert (err.remote_code, err.field) == ("duplicate_account", "login")
+    still = await accounts.call(Api.ACCOUNTS_GET, tenant_id="p8", account_id=first["id"])
+    assert still["login"] == "login-a"
