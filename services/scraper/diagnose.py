@@ -13,7 +13,7 @@ from typing import Final
 
 from services.scraper.kit.html import PageFacts, looks_like_login_page, page_facts
 from services.scraper.kit.http import retry_after_seconds
-from services.scraper.witness import Evidence, HttpSeen
+from services.scraper.kit.witness import Evidence, HttpSeen
 from shared.errors import CollectionErrorCode as Code
 
 

@@ -1,4 +1,4 @@
-"""Running one collector on one page to the end: storing what it finds, logging in again when the
+"""Running one collector in one browser context to the end: storing what it finds, logging in again when the
 portal drops the session, and turning whatever stopped it into one §4 outcome."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from services.scraper.kit import (
     MissingDocument,
     SessionExpired,
 )
-from services.scraper.witness import PageWitness
+from services.scraper.kit.witness import Witness
 from shared.errors import CollectionErrorCode
 from shared.logging import get_logger
 
@@ -62,7 +62,7 @@ async def _closing(items: AsyncIterator[Found]) -> AsyncIterator[None]:
             await close()
 
 
-async def _judge(exc: Exception, witness: PageWitness, logged_in: bool) -> Outcome | _Relogin:
+async def _judge(exc: Exception, witness: Witness, logged_in: bool) -> Outcome | _Relogin:
     if isinstance(exc, SessionExpired):
         return _RELOGIN
     diagnosis: Diagnosis | None = None
@@ -78,7 +78,7 @@ async def run_collection(collector: Collector, ctx: CollectContext, store: Store
                          timeout_s: float) -> RunReport:
     """Run ``collector`` until it is done or stopped; ``store`` keeps each document (True if new)."""
     report = RunReport()
-    witness = PageWitness(ctx.page)
+    witness = ctx.witness
     deadline = asyncio.timeout(timeout_s)
     try:
         async with deadline:

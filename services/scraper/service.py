@@ -12,6 +12,7 @@ from faststream.nats import NatsBroker
 
 from services.scraper.browsers import BrowserPool
 from services.scraper.kit import CollectContext, CollectedDocument, Collector
+from services.scraper.kit.portal_http import PortalHttp
 from services.scraper.ledger import Ledger, object_key
 from services.scraper.runner import run_collection
 from shared import api
@@ -107,7 +108,8 @@ class ScraperService:
                 return await self._store(job, document)
 
             async with self._sessions[job.collector_id], self.browsers.context() as context:
-                ctx = CollectContext(page=await context.new_page(), portal_url=self.portal_url(collector),
+                http = PortalHttp(context.request, timeout_ms=self.browsers.page_timeout_s * 1000)
+                ctx = CollectContext(browser_context=context, http=http, portal_url=self.portal_url(collector),
                                      login=creds.login, password=creds.password, known_numbers=known)
                 report = await run_collection(collector, ctx, store, timeout_s=self.settings.job_timeout_s)
         finally:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from services.scraper.diagnose import SESSION_EXPIRED, Diagnosis, diagnose
-from services.scraper.witness import Evidence, HttpSeen
+from services.scraper.kit.witness import Evidence, HttpSeen
 from shared.errors import CollectionErrorCode as C
 
 FAULTS = Path(__file__).parent / "fixtures" / "sandbox_faults"

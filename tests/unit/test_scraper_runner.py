@@ -23,6 +23,10 @@ from services.scraper.kit import (
     RateLimited,
     SessionExpired,
 )
+from services.scraper.kit.download import ACCEPT_PDF
+from services.scraper.kit.fetch import HttpReply
+from services.scraper.kit.har import HarReplay
+from services.scraper.kit.portal_http import PortalHttp
 from services.scraper.runner import MAX_LOGINS, run_collection
 from shared.errors import CollectionErrorCode as C
 
@@ -35,6 +39,7 @@ class FakePage:
         self.html = html
         self.url = "http://portal.test/list"
         self.main_frame = object()
+        self.context = None
 
     def on(self, event: str, handler: Callable[..., Any]) -> None:
         pass
@@ -82,8 +87,17 @@ async def run(collector: Scripted, page: FakePage | None = None, known: frozense
         return True
 
     ctx = CollectContext(page=page or FakePage(), portal_url="http://portal.test/", login="l", password="p",  # type: ignore[arg-type]
-                         known_numbers=known)
+                         known_numbers=known, http=no_network())
     return await run_collection(collector, ctx, store, timeout_s=timeout_s), stored
+
+
+def no_network() -> PortalHttp:
+    return PortalHttp(None, replay=HarReplay([]))
+
+
+def html_reply(html: str, status: int = 200) -> HttpReply:
+    return HttpReply(status=status, url="http://portal.test/read", headers={"content-type": "text/html"},
+                     body=html.encode())
 
 
 async def test_everything_collected_is_a_success() -> None:
@@ -140,7 +154,8 @@ async def test_storage_failures_are_not_the_collectors_fault() -> None:
     async def broken_store(_: CollectedDocument) -> bool:
         raise ConnectionError("nats down")
 
-    ctx = CollectContext(page=FakePage(), portal_url="http://p/", login="l", password="p")  # type: ignore[arg-type]
+    ctx = CollectContext(page=FakePage(), portal_url="http://p/", login="l", password="p",  # type: ignore[arg-type]
+                         http=no_network())
     with pytest.raises(ConnectionError):
         await run_collection(Scripted([doc(1)]), ctx, broken_store, timeout_s=5)
 
@@ -159,7 +174,8 @@ async def test_a_collection_past_its_deadline_is_stopped() -> None:
             yield doc(1)
             await asyncio.sleep(30)
 
-    ctx = CollectContext(page=FakePage(), portal_url="http://p/", login="l", password="p")  # type: ignore[arg-type]
+    ctx = CollectContext(page=FakePage(), portal_url="http://p/", login="l", password="p",  # type: ignore[arg-type]
+                         http=no_network())
     stored: list[str] = []
 
     async def store(d: CollectedDocument) -> bool:
@@ -168,3 +184,63 @@ async def test_a_collection_past_its_deadline_is_stopped() -> None:
 
     report = await run_collection(Stuck(), ctx, store, timeout_s=0.3)
     assert report.outcome.code is C.SUPPLIER_UNAVAILABLE and stored == ["FA-1"]
+
+
+class ReadsOverHttp:
+    """A page-less collector: what it read last over HTTP is what the framework reads to explain."""
+
+    def __init__(self, *shown: HttpReply, then: Exception, logged_in: bool = False,
+                 downloads: tuple[HttpReply, ...] = ()) -> None:
+        self.manifest = Manifest(id="http", name="H", supplier="H", portal_url="http://portal.test/")
+        self.shown, self.then, self.logged_in, self.downloads = shown, then, logged_in, downloads
+        self.runs = 0
+
+    async def collect(self, ctx: CollectContext) -> AsyncIterator[Found]:
+        self.runs += 1
+        if self.logged_in:
+            ctx.mark_logged_in()
+        for reply in self.shown:
+            ctx.witness.saw_http(reply, {})
+        for reply in self.downloads:
+            ctx.witness.saw_http(reply, {"Accept": ACCEPT_PDF})
+        if self.runs > 1:
+            yield doc(1)
+            return
+        raise self.then
+
+
+async def run_http(collector: ReadsOverHttp) -> Any:
+    async def store(_: CollectedDocument) -> bool:
+        return True
+
+    ctx = CollectContext(portal_url="http://portal.test/", login="l", password="p", http=no_network())
+    return await run_collection(collector, ctx, store, timeout_s=5)
+
+
+async def test_a_page_read_over_http_explains_a_failure() -> None:
+    report = await run_http(ReadsOverHttp(html_reply(MAINTENANCE), then=InterfaceChanged("no table")))
+    assert report.outcome.code is C.SUPPLIER_UNAVAILABLE and "maintenance" in report.outcome.detail
+    # The last page shown wins: a maintenance page left behind says nothing any more.
+    report = await run_http(ReadsOverHttp(html_reply(MAINTENANCE), html_reply("<p>Mes factures</p>"),
+                                          then=InterfaceChanged("no table")))
+    assert report.outcome.code is C.INTERFACE_CHANGED
+
+
+async def test_api_answers_over_http_count_but_downloads_do_not() -> None:
+    api_429 = HttpReply(status=429, url="http://portal.test/api", headers={"retry-after": "120"}, body=b"{}")
+    report = await run_http(ReadsOverHttp(html_reply("<p>app</p>"), api_429, then=InterfaceChanged("empty")))
+    assert (report.outcome.code, report.outcome.retry_after_s) == (C.RATE_LIMITED, 120)
+
+    broken_pdf = HttpReply(status=500, url="http://portal.test/1.pdf", headers={}, body=b"")
+    report = await run_http(ReadsOverHttp(html_reply("<p>app</p>"), then=InterfaceChanged("empty"),
+                                          downloads=(broken_pdf,)))
+    assert report.outcome.code is C.INTERFACE_CHANGED
+    api_500 = HttpReply(status=500, url="http://portal.test/api", headers={}, body=b"")
+    report = await run_http(ReadsOverHttp(html_reply("<p>app</p>"), api_500, then=InterfaceChanged("empty")))
+    assert report.outcome.code is C.SUPPLIER_UNAVAILABLE
+
+
+async def test_a_login_page_read_over_http_after_logging_in_means_log_in_again() -> None:
+    collector = ReadsOverHttp(html_reply(LOGIN_PAGE), then=InterfaceChanged("no table"), logged_in=True)
+    report = await run_http(collector)
+    assert report.outcome is None and collector.runs == 2

@@ -1,9 +1,12 @@
 """The collector plugin protocol.
 
-A collector is a manifest plus an async generator that logs in with the given credentials on a
-fresh Playwright page and yields every document it finds. Navigation lives in the collector's
-``navigation`` module, pure parsing in its ``pages`` module (unit-tested on saved pages). Simple
-portals need no code at all: a :class:`~services.scraper.kit.recipe.Recipe` describes them.
+A collector is a manifest plus an async generator that logs in with the given credentials in a
+fresh browser context and yields every document it finds. It reads the portal over HTTP in that
+context (``ctx.http``: no page, no rendering, the cheap way) or opens the context's page
+(``await ctx.open_page()``) when the portal needs a real browser; both share one session.
+Navigation lives in the collector's ``navigation`` module, pure parsing in its ``pages`` module
+(unit-tested on saved pages). Simple portals need no code at all: a
+:class:`~services.scraper.kit.recipe.Recipe` describes them.
 """
 
 from __future__ import annotations
@@ -12,20 +15,24 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from playwright.async_api import Page
+from playwright.async_api import BrowserContext, Page
 
 from services.scraper.kit.invoice import CollectedDocument, MissingDocument
 from services.scraper.kit.manifest import Manifest
+from services.scraper.kit.portal_http import PortalHttp
+from services.scraper.kit.witness import Witness
 
 Found = CollectedDocument | MissingDocument
 
 
 @dataclass
 class CollectContext:
-    page: Page
     portal_url: str  # base URL to use (the manifest's, or an override such as a local sandbox)
     login: str
     password: str
+    # The job's fresh browser context; or only a ``page`` already open in one.
+    browser_context: BrowserContext | None = None
+    page: Page | None = None  # opened on demand by ``open_page``
     # Numbers of documents the ledger already holds for this account: a collector may skip
     # downloading them (the framework dedups anyway).
     known_numbers: frozenset[str] = frozenset()
@@ -34,6 +41,44 @@ class CollectContext:
     # Set once the portal accepted the credentials: a login page met after that point means the
     # session expired, not that the portal changed.
     logged_in: bool = False
+    # HTTP in the browser context (made from it unless given, e.g. to record or replay a HAR).
+    http: PortalHttp = None  # type: ignore[assignment]
+    # What the collector was shown, for the framework to explain a failure.
+    witness: Witness = field(default_factory=Witness)
+
+    def __post_init__(self) -> None:
+        if self.browser_context is None and self.page is not None:
+            self.browser_context = self.page.context
+        if self.http is None:
+            if self.browser_context is None:
+                raise ValueError("a CollectContext needs a browser context, a page or an http client")
+            self.http = PortalHttp(self.browser_context.request)
+        self.http.observe(self.witness.saw_http)
+        if self.page is not None:
+            self.witness.attach(self.page)
+
+    async def open_page(self) -> Page:
+        """The context's page, opened on first use (a renderer process: only when needed)."""
+        if self.page is None:
+            if self.browser_context is None:
+                raise RuntimeError("no browser context to open a page in")
+            self.page = await self.browser_context.new_page()
+            self.witness.attach(self.page)
+        return self.page
+
+    async def close_page(self) -> None:
+        """Close the page once its work is done (the rest over ``http``): its renderer stops
+        drawing what the collector will not look at."""
+        if self.page is not None:
+            page, self.page = self.page, None
+            self.witness.detach(page)
+            await page.close()
+
+    async def set_cookie(self, name: str, value: str) -> None:
+        """A cookie for the portal in the job's context (pages and ``http`` both send it)."""
+        if self.browser_context is None:
+            raise RuntimeError("no browser context to set a cookie in")
+        await self.browser_context.add_cookies([{"name": name, "value": value, "url": self.base_url}])
 
     def mark_logged_in(self) -> None:
         self.logged_in = True

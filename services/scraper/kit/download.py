@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from playwright.async_api import Page
 
 from services.scraper.kit.errors import RateLimited, SessionExpired
-from services.scraper.kit.fetch import page_fetch_all
+from services.scraper.kit.fetch import HttpReply, page_fetch_all
 from services.scraper.kit.html import looks_like_login_page, page_facts
 from services.scraper.kit.http import retry_after_seconds
 from services.scraper.kit.invoice import CollectedDocument, InvoiceRef, MissingDocument
+from services.scraper.kit.portal_http import PortalHttp
 
 PDF_MAGIC = b"%PDF"
 # Documents fetched per round trip to the browser.
@@ -41,13 +42,21 @@ def judge_download(ref: InvoiceRef, status: int, headers: Mapping[str, str], bod
     return MissingDocument(ref=ref, reason=reason)
 
 
-async def fetch_documents(page: Page, refs: Sequence[InvoiceRef], *, headers: Mapping[str, str] | None = None,
+async def _get_all(source: Page | PortalHttp, urls: list[str], headers: dict[str, str]) -> list[HttpReply]:
+    if isinstance(source, PortalHttp):
+        return await source.get_all(urls, headers=headers)
+    return await page_fetch_all(source, urls, headers=headers)
+
+
+async def fetch_documents(source: Page | PortalHttp, refs: Sequence[InvoiceRef], *,
+                          headers: Mapping[str, str] | None = None,
                           batch: int = BATCH) -> AsyncIterator[CollectedDocument | MissingDocument]:
-    """Each document's PDF, in order, fetched ``batch`` at a time through the page."""
+    """Each document's PDF, in order, with the session of ``source``: the page-less client
+    (``ctx.http``), or a page (``batch`` at a time, one round trip to the browser each)."""
     wanted = {"Accept": ACCEPT_PDF, **(headers or {})}
     for start in range(0, len(refs), batch):
         chunk = refs[start:start + batch]
-        replies = await page_fetch_all(page, [ref.download_url for ref in chunk], headers=wanted)
+        replies = await _get_all(source, [ref.download_url for ref in chunk], wanted)
         for ref, reply in zip(chunk, replies, strict=True):
             if reply.status == 0:
                 yield MissingDocument(ref=ref, reason=f"no answer: {reply.error}"[:200])
@@ -55,8 +64,8 @@ async def fetch_documents(page: Page, refs: Sequence[InvoiceRef], *, headers: Ma
             yield judge_download(ref, reply.status, reply.headers, reply.body, reply.url)
 
 
-async def fetch_document(page: Page, ref: InvoiceRef, *,
+async def fetch_document(source: Page | PortalHttp, ref: InvoiceRef, *,
                          headers: Mapping[str, str] | None = None) -> CollectedDocument | MissingDocument:
-    async for found in fetch_documents(page, [ref], headers=headers):
+    async for found in fetch_documents(source, [ref], headers=headers):
         return found
     raise AssertionError("fetch_documents yields one result per reference")

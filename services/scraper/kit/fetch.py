@@ -115,3 +115,40 @@ async def page_html(page: Page) -> str:
     scripts, which a fresh document would have to compile first (a third of a small page's cost)."""
     html: str = await page.evaluate(_HTML)
     return html
+
+
+_FILL_AND_CLICK = """
+async ({fills, click, timeoutMs}) => {
+  const deadline = Date.now() + timeoutMs;
+  const selectors = [...fills.map(([selector]) => selector), click];
+  let found;
+  while (!(found = selectors.map((s) => document.querySelector(s))).every(Boolean)) {
+    if (Date.now() > deadline) return selectors.filter((s, i) => !found[i]);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  fills.forEach(([, value], i) => {
+    const input = found[i];
+    input.focus();
+    input.value = value;
+    input.dispatchEvent(new Event("input", {bubbles: true}));
+    input.dispatchEvent(new Event("change", {bubbles: true}));
+  });
+  found[found.length - 1].click();
+  return [];
+}
+"""
+
+
+async def page_fill_and_click(page: Page, fills: Mapping[str, str], click: str, *,
+                              timeout_ms: float = DEFAULT_TIMEOUT_MS) -> None:
+    """Type each value into the field its selector finds, then click ``click``, once all of them
+    are on the page (a script may draw them late).
+
+    Plain DOM, as a person's typing looks to the page's scripts (input and change events): unlike
+    ``page.fill``, it needs none of Playwright's helper scripts, which a fresh page would compile
+    first. Raises ``InterfaceChanged`` naming what never appeared, for the framework to explain.
+    """
+    missing: list[str] = await page.evaluate(_FILL_AND_CLICK, {"fills": list(fills.items()), "click": click,
+                                                              "timeoutMs": timeout_ms})
+    if missing:
+        raise InterfaceChanged(f"not found at {page.url}: {', '.join(missing)}")

@@ -12,6 +12,7 @@ from services.scraper.kit.errors import (
     SessionExpired,
     SupplierUnavailable,
 )
+from services.scraper.kit.fetch import HttpReply
 
 # A portal asking for more than this is treated as asking for this: the scheduler backs off anyway.
 MAX_RETRY_AFTER_S = 7 * 24 * 3600.0
@@ -52,3 +53,16 @@ def raise_for_status(status: int, headers: Mapping[str, str], what: str) -> None
     error = error_for_status(status, headers, what)
     if error is not None:
         raise error
+
+
+def page_text(reply: HttpReply, what: str, *, accept: tuple[int, ...] = ()) -> str:
+    """The text of a page read over HTTP, or the typed error its answer means.
+
+    ``accept``: statuses the caller reads itself (many portals answer a bad password with a 401
+    or 403 page, whose message tells).
+    """
+    if reply.status == 0:
+        raise SupplierUnavailable(f"{what}: no answer ({reply.error})")
+    if reply.status not in accept:
+        raise_for_status(reply.status, reply.headers, what)
+    return reply.body.decode("utf-8", errors="replace")

@@ -12,7 +12,7 @@ from playwright.async_api import Response
 
 from services.scraper.collectors.sandbox_spa import pages
 from services.scraper.kit import CollectContext, Found, InterfaceChanged, fetch_documents, raise_for_status
-from services.scraper.kit.fetch import page_fetch
+from services.scraper.kit.fetch import page_fill_and_click
 
 MAX_PAGES = 500
 
@@ -25,16 +25,15 @@ async def _json(response: Response, what: str) -> Any:
 
 
 async def _log_in(ctx: CollectContext) -> str:
-    page = ctx.page
+    page = await ctx.open_page()  # a JavaScript app: it needs a real page to draw its login
     response = await page.goto(ctx.base_url)
     if response is not None:
         raise_for_status(response.status, response.headers, ctx.base_url)
-    # The app draws its login screen once it has its CSRF token: fill() waits for it.
-    await page.fill("#spa-login", ctx.login)
-    await page.fill("#spa-password", ctx.password)
+    # The app draws its login screen once it has its CSRF token: the fields are waited for.
     async with page.expect_response(
             lambda r: r.url.endswith("/api/login") and r.request.method == "POST") as reply_info:
-        await page.click("#spa-submit")
+        await page_fill_and_click(page, {"#spa-login": ctx.login, "#spa-password": ctx.password}, "#spa-submit",
+                                  timeout_ms=ctx.http.timeout_ms)
     reply = await reply_info.value
     if reply.status not in (200, 401, 403):
         raise_for_status(reply.status, reply.headers, reply.url)
@@ -42,8 +41,10 @@ async def _log_in(ctx: CollectContext) -> str:
 
 
 async def collect(ctx: CollectContext) -> AsyncIterator[Found]:
-    page = ctx.page
     csrf = await _log_in(ctx)
+    # The session is in the context's cookies and the token in hand: the app's own API is read
+    # over HTTP, and the page, which would go on drawing the list, is closed.
+    await ctx.close_page()
     ctx.mark_logged_in()
     headers = {pages.CSRF_HEADER: csrf}
     api_url = urljoin(ctx.base_url, "api/invoices")
@@ -51,14 +52,13 @@ async def collect(ctx: CollectContext) -> AsyncIterator[Found]:
     while True:
         if number > MAX_PAGES:
             raise InterfaceChanged(f"more than {MAX_PAGES} list pages")
-        # Through the page, like the app's own calls: a recorded HAR replays them too.
-        reply = await page_fetch(page, f"{api_url}?page={number}", headers=headers)
+        reply = await ctx.http.get(f"{api_url}?page={number}", headers=headers)
         raise_for_status(reply.status, reply.headers, api_url)
         if reply.status != 200:
             raise InterfaceChanged(f"invoice list: HTTP {reply.status}")
         listing = pages.parse_invoice_page(reply.json("invoice list"), api_url)
         new_refs = [ref for ref in listing.refs if ref.number not in ctx.known_numbers]
-        async for found in fetch_documents(page, new_refs, headers=headers):
+        async for found in fetch_documents(ctx.http, new_refs, headers=headers):
             yield found
         ctx.heartbeat()
         if listing.page >= listing.page_count:

@@ -4,7 +4,7 @@ password on the next, then documents as a list of cards with an ISO date and a s
 from __future__ import annotations
 
 from services.scraper.kit import Manifest
-from services.scraper.kit.recipe import Click, Fill, ListingRecipe, LoginRecipe, Recipe, Submit, Value
+from services.scraper.kit.recipe import Click, Fill, ListingRecipe, LoginRecipe, Recipe, SetCookie, Submit, Value
 
 RECIPE = Recipe(
     manifest=Manifest(
@@ -19,7 +19,10 @@ RECIPE = Recipe(
     login=LoginRecipe(
         url="login",
         steps=[
-            # The banner covers the whole page until a choice is made; shown only on a first visit.
+            # The banner covers the whole page until a choice is made, and the portal refuses the
+            # login until the cookie it sets is there: record the "necessary only" choice, as the
+            # banner's script does. A browser run still clicks it away if it shows anyway.
+            SetCookie(name="ts_consent", value="necessary"),
             Click(selector="#cookie-accept", optional=True),
             Fill(selector="#identifier-form input[name=username]", value="{login}"),
             Submit(selector="#identifier-next"),

@@ -1,9 +1,13 @@
-"""The one engine that runs every recipe: log in step by step, walk the list pages, download."""
+"""The one engine that runs every recipe: log in step by step, walk the list pages, download.
+
+A recipe runs over HTTP when it can (``http_engine``: no page, several times cheaper), in a real
+page when it needs scripts (``Recipe.over_http``); this module is the page side.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, TypedDict
 from urllib.parse import urljoin
 
@@ -15,7 +19,8 @@ from services.scraper.kit.errors import InterfaceChanged, LoginFailed
 from services.scraper.kit.http import error_for_status
 from services.scraper.kit.invoice import InvoiceRef
 from services.scraper.kit.manifest import Manifest
-from services.scraper.kit.recipe.model import Click, Fill, Goto, Recipe, Submit, Value, WaitFor
+from services.scraper.kit.recipe.http_engine import collect_over_http
+from services.scraper.kit.recipe.model import Click, Fill, Goto, Recipe, SetCookie, Submit, Value, WaitFor
 from services.scraper.kit.recipe.rows import RawRow, refs_from_rows
 
 _PLACEHOLDER = re.compile(r"\{(login|password)\}")
@@ -91,8 +96,17 @@ class RecipeCollector:
         }
 
     async def collect(self, ctx: CollectContext) -> AsyncIterator[Found]:
-        page = ctx.page
-        await self._log_in(ctx)
+        found: AsyncGenerator[Found] = (collect_over_http(self.recipe, ctx) if self.recipe.over_http
+                                        else self._collect_in_page(ctx))
+        try:
+            async for document in found:
+                yield document
+        finally:
+            await found.aclose()  # abandoned by the framework: the inner run's cleanup runs now
+
+    async def _collect_in_page(self, ctx: CollectContext) -> AsyncGenerator[Found]:
+        page = await ctx.open_page()
+        await self._log_in(page, ctx)
         ctx.mark_logged_in()
         listing = self.recipe.listing
         first = urljoin(ctx.base_url, listing.url)
@@ -125,9 +139,8 @@ class RecipeCollector:
 
     # --- login -------------------------------------------------------------------------------
 
-    async def _log_in(self, ctx: CollectContext) -> None:
+    async def _log_in(self, page: Page, ctx: CollectContext) -> None:
         login = self.recipe.login
-        page = ctx.page
         await self._open(page, urljoin(ctx.base_url, login.url), logging_in=True)
         for step in login.steps:
             if isinstance(step, Goto):
@@ -151,6 +164,8 @@ class RecipeCollector:
                     raise LoginFailed("the portal rejected the login or password")
             elif isinstance(step, WaitFor):
                 await page.wait_for_selector(step.selector, state="attached")
+            elif isinstance(step, SetCookie):
+                await ctx.set_cookie(step.name, step.value)
         await self._check_logged_in(page)
 
     async def _check_logged_in(self, page: Page) -> None:

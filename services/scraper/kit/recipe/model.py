@@ -59,7 +59,16 @@ class WaitFor(_Strict):
     selector: str
 
 
-Step = Annotated[Goto | Click | Fill | Submit | WaitFor, Field(discriminator="action")]
+class SetCookie(_Strict):
+    """Set a cookie on the portal as its scripts would: the choice a cookie banner records, say.
+    Both engines then agree (an HTTP client runs no script; a page no longer shows the banner)."""
+
+    action: Literal["set_cookie"] = "set_cookie"
+    name: str = Field(min_length=1)
+    value: str
+
+
+Step = Annotated[Goto | Click | Fill | Submit | WaitFor | SetCookie, Field(discriminator="action")]
 
 
 class LoginRecipe(_Strict):
@@ -120,3 +129,22 @@ class Recipe(_Strict):
     download: DownloadRecipe = DownloadRecipe()
     # Pages drawn by JavaScript: wait for elements to appear instead of expecting them at load.
     scripted: bool = False
+    engine: Literal["auto", "http", "browser"] = Field(
+        default="auto",
+        description="http: read the portal without a page (forms submitted as a browser would, no "
+                    "rendering: several times cheaper); browser: drive a real page; auto: http unless "
+                    "the recipe needs scripts (scripted, wait_for, or a click that is not optional)")
+
+    @property
+    def over_http(self) -> bool:
+        if self.engine != "auto":
+            return self.engine == "http"
+        needs_scripts = any(isinstance(s, WaitFor) or (isinstance(s, Click) and not s.optional)
+                            for s in self.login.steps)
+        return not (self.scripted or needs_scripts)
+
+    @model_validator(mode="after")
+    def _http_can_run_it(self) -> Recipe:
+        if self.engine == "http" and (self.scripted or any(isinstance(s, WaitFor) for s in self.login.steps)):
+            raise ValueError("engine 'http' cannot run pages drawn by scripts (scripted, wait_for)")
+        return self

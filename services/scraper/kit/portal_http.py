@@ -1,0 +1,107 @@
+"""HTTP requests in the job's browser context, without a page: the cheap way to read a portal.
+
+A page costs a renderer process (tens of milliseconds of CPU to start) and every navigation lays
+out and runs what it loads; most portals are forms, HTML tables and PDF links that need none of
+that. ``PortalHttp`` goes through the context's request client: same cookie jar as any page the
+collector opens in that context (log in over HTTP, then open a page for a JavaScript-only step, or
+the reverse, and the session follows), same proxy, no rendering.
+
+Redirects are followed here, one hop at a time, rather than inside Playwright: each hop's cookies
+land in the context as usual, and every exchange is visible, so the framework's witness sees the
+pages a collector was shown and a HAR recording holds every hop (Playwright records neither this
+client's requests in a HAR nor replays them from one: ``kit.har`` does both).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from urllib.parse import urlencode, urljoin
+
+from playwright.async_api import APIRequestContext
+from playwright.async_api import Error as PlaywrightError
+
+from services.scraper.kit.fetch import DEFAULT_TIMEOUT_MS, HttpReply
+from services.scraper.kit.forms import FormSubmission
+from services.scraper.kit.har import HarRecorder, HarReplay
+
+MAX_REDIRECTS = 20
+FORM_TYPE = "application/x-www-form-urlencoded"
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+Observer = Callable[[HttpReply, Mapping[str, str]], None]
+
+
+class PortalHttp:
+    """GET and form POST with the browser context's session; never raises for an HTTP status.
+
+    A reply with ``status == 0`` means no HTTP answer at all (refused, timed out, not in the
+    replayed HAR), with the reason in ``error``.
+    """
+
+    def __init__(self, request: APIRequestContext | None, *, timeout_ms: float = DEFAULT_TIMEOUT_MS,
+                 recorder: HarRecorder | None = None, replay: HarReplay | None = None) -> None:
+        if request is None and replay is None:
+            raise ValueError("PortalHttp needs a request client or a HAR to replay")
+        self._request = request
+        self.timeout_ms = timeout_ms
+        self._recorder = recorder
+        self._replay = replay
+        self._observers: list[Observer] = []
+
+    def observe(self, observer: Observer) -> None:
+        """Call ``observer(reply, request headers)`` after every exchange, redirect hops included."""
+        if observer not in self._observers:  # a context copied for a new login observes once
+            self._observers.append(observer)
+
+    async def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> HttpReply:
+        return await self._follow("GET", url, dict(headers or {}), None)
+
+    async def get_all(self, urls: Sequence[str], *, headers: Mapping[str, str] | None = None) -> list[HttpReply]:
+        """Each URL in turn (never a burst on the portal), replies in the same order."""
+        return [await self.get(url, headers=headers) for url in urls]
+
+    async def post_form(self, url: str, fields: Sequence[tuple[str, str]], *,
+                        headers: Mapping[str, str] | None = None) -> HttpReply:
+        """POST ``fields`` as a browser submits a form (urlencoded; names may repeat)."""
+        return await self._follow("POST", url, {"Content-Type": FORM_TYPE, **(headers or {})}, urlencode(fields))
+
+    async def submit(self, form: FormSubmission) -> HttpReply:
+        """Send a form as ``kit.forms.submission`` worked it out."""
+        if form.method == "POST":
+            return await self.post_form(form.url, form.fields)
+        return await self.get(form.url)
+
+    async def _follow(self, method: str, url: str, headers: dict[str, str], body: str | None) -> HttpReply:
+        for _ in range(MAX_REDIRECTS + 1):
+            reply = await self._exchange(method, url, headers, body)
+            for observer in self._observers:
+                observer(reply, headers)
+            location = reply.headers.get("location")
+            if reply.status not in _REDIRECTS or not location:
+                return reply
+            url = urljoin(reply.url, location)
+            if reply.status in (301, 302, 303) and method == "POST":
+                # What browsers do: the form's answer is fetched with a GET, without the body.
+                method, body = "GET", None
+                headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+        return HttpReply(status=0, url=url, headers={}, body=b"", error=f"more than {MAX_REDIRECTS} redirects")
+
+    async def _exchange(self, method: str, url: str, headers: dict[str, str], body: str | None) -> HttpReply:
+        if self._replay is not None:
+            return self._replay.answer(method, url, body)
+        assert self._request is not None
+        try:
+            response = await self._request.fetch(url, method=method, headers=headers, data=body,
+                                                 max_redirects=0, timeout=self.timeout_ms,
+                                                 fail_on_status_code=False)
+        except PlaywrightError as exc:
+            return HttpReply(status=0, url=url, headers={}, body=b"", error=str(exc).splitlines()[0][:200])
+        try:
+            reply = HttpReply(status=response.status, url=response.url,
+                              headers={k.lower(): v for k, v in response.headers.items()},
+                              body=await response.body())
+        finally:
+            await response.dispose()
+        if self._recorder is not None:
+            self._recorder.add(method, url, headers, body, reply)
+        return reply

@@ -1,0 +1,117 @@
+"""Running a recipe without a page: the portal read over HTTP in the job's browser context.
+
+Forms are submitted as a browser submits them (``kit.forms``), list pages are read from their HTML
+(``extract``), documents downloaded with the same session. Optional clicks are skipped: they dismiss
+what scripts draw for people (cookie banners, pop-ups), which an HTTP client never sees.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from urllib.parse import urljoin
+
+from services.scraper.kit.collector import CollectContext, Found
+from services.scraper.kit.download import fetch_documents
+from services.scraper.kit.errors import InterfaceChanged, LoginFailed
+from services.scraper.kit.forms import find, parse_html, submission
+from services.scraper.kit.http import page_text
+from services.scraper.kit.recipe.extract import read_list
+from services.scraper.kit.recipe.model import Click, Fill, Goto, Recipe, SetCookie, Submit, WaitFor
+from services.scraper.kit.recipe.rows import refs_from_rows
+
+_PLACEHOLDER = re.compile(r"\{(login|password)\}")
+# Many portals answer a bad password with one of these: the recipe's failure selector tells.
+_LOGIN_STATUSES = (401, 403)
+_SUBMIT_TYPES = frozenset({"submit", "image"})
+
+
+@dataclass(frozen=True)
+class Shown:
+    """The page the portal answered last: what a browser would be showing."""
+
+    url: str
+    html: str
+
+    def has(self, selector: str) -> bool:
+        return find(parse_html(self.html), selector) is not None
+
+
+async def _open(ctx: CollectContext, url: str, *, logging_in: bool = False) -> Shown:
+    reply = await ctx.http.get(url)
+    return Shown(reply.url, page_text(reply, url, accept=_LOGIN_STATUSES if logging_in else ()))
+
+
+async def _submit(ctx: CollectContext, shown: Shown, selector: str, fills: dict[str, str]) -> Shown:
+    form = submission(shown.html, shown.url, selector, fills)
+    reply = await ctx.http.submit(form)
+    return Shown(reply.url, page_text(reply, form.url, accept=_LOGIN_STATUSES))
+
+
+async def _click(ctx: CollectContext, shown: Shown, selector: str, fills: dict[str, str]) -> Shown:
+    element = find(parse_html(shown.html), selector)
+    if element is None:
+        raise InterfaceChanged(f"element {selector!r} not found at {shown.url}")
+    href = element.attributes.get("href")
+    if element.tag == "a" and href:
+        return await _open(ctx, urljoin(shown.url, href), logging_in=True)
+    kind = (element.attributes.get("type") or ("submit" if element.tag == "button" else "")).lower()
+    if element.tag in ("button", "input") and kind in _SUBMIT_TYPES:
+        return await _submit(ctx, shown, selector, fills)
+    # Clicking anything else only does what a script makes of it: a recipe error, not the portal's.
+    raise ValueError(f"{selector!r} is neither a link nor a submit button: this recipe needs engine='browser'")
+
+
+async def _log_in(recipe: Recipe, ctx: CollectContext) -> Shown:
+    login = recipe.login
+    shown = await _open(ctx, urljoin(ctx.base_url, login.url), logging_in=True)
+    fills: dict[str, str] = {}
+    for step in login.steps:
+        if isinstance(step, Goto):
+            shown, fills = await _open(ctx, urljoin(ctx.base_url, step.url), logging_in=True), {}
+        elif isinstance(step, Click):
+            if not step.optional:
+                shown, fills = await _click(ctx, shown, step.selector, fills), {}
+        elif isinstance(step, Fill):
+            if not shown.has(step.selector):
+                raise InterfaceChanged(f"element {step.selector!r} not found at {shown.url}")
+            fills[step.selector] = _PLACEHOLDER.sub(
+                lambda m: ctx.login if m.group(1) == "login" else ctx.password, step.value)
+        elif isinstance(step, Submit):
+            shown, fills = await _submit(ctx, shown, step.selector, fills), {}
+            if login.failure and shown.has(login.failure):
+                raise LoginFailed("the portal rejected the login or password")
+        elif isinstance(step, SetCookie):
+            await ctx.set_cookie(step.name, step.value)
+        elif isinstance(step, WaitFor) and not shown.has(step.selector):
+            raise InterfaceChanged(f"element {step.selector!r} not found at {shown.url}")
+    if login.failure and shown.has(login.failure):
+        raise LoginFailed("the portal rejected the login or password")
+    if not shown.has(login.success):
+        # Not necessarily a redesign: the framework reads the page (terms, OTP, maintenance...).
+        raise InterfaceChanged(f"after login, neither {login.success!r} nor the failure message is shown")
+    return shown
+
+
+async def collect_over_http(recipe: Recipe, ctx: CollectContext) -> AsyncGenerator[Found]:
+    shown = await _log_in(recipe, ctx)
+    ctx.mark_logged_in()
+    listing = recipe.listing
+    first = urljoin(ctx.base_url, listing.url)
+    if shown.url != first:
+        shown = await _open(ctx, first)
+    for _ in range(listing.max_pages):
+        found = read_list(shown.html, listing, recipe.download.headers)
+        if not found.container:
+            raise InterfaceChanged(f"list {listing.container!r} not found at {shown.url}")
+        headers = {name: value for name, value in found.headers.items() if value}
+        refs = refs_from_rows(found.rows, listing, shown.url)
+        async for document in fetch_documents(ctx.http, [r for r in refs if r.number not in ctx.known_numbers],
+                                              headers=headers):
+            yield document
+        ctx.heartbeat()
+        if not found.next_href:
+            return
+        shown = await _open(ctx, urljoin(shown.url, found.next_href))
+    raise InterfaceChanged(f"more than {listing.max_pages} list pages")

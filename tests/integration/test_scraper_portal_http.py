@@ -1,0 +1,104 @@
+"""The page-less client in a real Chromium context: one session shared with the context's pages,
+no answer told from an HTTP error, and a collector that uses both recorded once and replayed
+offline."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, async_playwright
+
+from sandbox import SandboxPortal, documents_for, start_portal
+from services.scraper.browser import launch_browser
+from services.scraper.collectors import builtin_collectors
+from services.scraper.kit import CollectContext, CollectedDocument, SupplierUnavailable
+from services.scraper.kit.fetch import page_html
+from services.scraper.kit.forms import submission
+from services.scraper.kit.har import scrub_har
+from services.scraper.kit.http import page_text
+from services.scraper.kit.offline import har_session
+from services.scraper.runner import RunReport, run_collection
+from shared.natsserver import free_port
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+
+TODAY = date(2026, 3, 15)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        b = await launch_browser(playwright)
+        yield b
+        await b.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def portal() -> AsyncIterator[SandboxPortal]:
+    p = await start_portal(today=TODAY)
+    yield p
+    await p.close()
+
+
+async def test_a_login_over_http_is_the_pages_session_too(browser: Browser, portal: SandboxPortal) -> None:
+    context = await browser.new_context()
+    try:
+        ctx = CollectContext(browser_context=context, portal_url=f"{portal.url}/classic/", login="pharma-3",
+                             password="demo")
+        login_url = ctx.base_url + "login"
+        form = submission(page_text(await ctx.http.get(login_url), login_url), login_url, "#login-submit",
+                          {"#login": ctx.login, "#password": ctx.password})
+        landed = await ctx.http.submit(form)
+        assert landed.url == ctx.base_url + "invoices" and b'id="invoices"' in landed.body
+        page = await ctx.open_page()
+        await page.goto(ctx.base_url + "invoices")
+        assert page.url == ctx.base_url + "invoices" and 'id="invoices"' in await page_html(page)
+    finally:
+        await context.close()
+
+
+async def test_no_answer_is_the_supplier_unavailable(browser: Browser) -> None:
+    context = await browser.new_context()
+    try:
+        ctx = CollectContext(browser_context=context, portal_url=f"http://127.0.0.1:{free_port()}/", login="l",
+                             password="p")
+        reply = await ctx.http.get(ctx.base_url + "login")
+        assert reply.status == 0 and reply.error
+        with pytest.raises(SupplierUnavailable, match="no answer"):
+            page_text(reply, "login page")
+    finally:
+        await context.close()
+
+
+async def collect_spa(browser: Browser, url: str, password: str, *, record: Path | None = None,
+                      replay: Path | None = None) -> tuple[RunReport, list[CollectedDocument]]:
+    stored: list[CollectedDocument] = []
+
+    async def store(document: CollectedDocument) -> bool:
+        stored.append(document)
+        return True
+
+    async with har_session(browser, record=record, replay=replay) as (context, http):
+        context.set_default_timeout(10_000)
+        ctx = CollectContext(browser_context=context, http=http, portal_url=url, login="pharma-5", password=password)
+        return await run_collection(builtin_collectors()["sandbox-spa"], ctx, store, timeout_s=60), stored
+
+
+async def test_a_collector_using_a_page_and_http_replays_offline(browser: Browser, tmp_path: Path) -> None:
+    har = tmp_path / "spa.har"
+    portal = await start_portal(today=TODAY)
+    url = f"{portal.url}/spa/"
+    try:
+        live, live_documents = await collect_spa(browser, url, "demo", record=har)
+    finally:
+        await portal.close()  # from here on the HAR is the portal
+    assert live.outcome is None and len(live_documents) == len(documents_for("pharma-5", TODAY))
+    scrub_har(har, {"demo": "scrubbed-password"})
+    assert '"demo"' not in har.read_text(encoding="utf-8")
+    replay, documents = await collect_spa(browser, url, "scrubbed-password", replay=har)
+    assert replay.outcome is None
+    assert [d.sha256 for d in documents] == [d.sha256 for d in live_documents]
