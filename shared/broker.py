@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
@@ -10,9 +12,11 @@ from typing import Any, TypeVar
 from faststream.middlewares import AckPolicy
 from faststream.nats import JStream, NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, DeliverPolicy, PubAck
-from nats.js.errors import BadRequestError
+from nats.js.api import ConsumerConfig, DeliverPolicy, Header, PubAck
+from nats.js.errors import APIError, BadRequestError, NoStreamResponseError
 from pydantic import BaseModel, ValidationError
 
 from shared.client import inbox_prefix, servers
@@ -44,6 +48,10 @@ def jetstream(broker: NatsBroker) -> JetStreamContext:
     return broker.config.connection_state.stream  # type: ignore[no-any-return]
 
 
+def nats_client(broker: NatsBroker) -> NATS:
+    return broker.config.connection_state.connection  # type: ignore[no-any-return]
+
+
 async def ensure_streams(js: JetStreamContext, owners: Iterable[str] = tuple(STREAMS)) -> None:
     """Create each stream, or bring an existing one to the declared configuration."""
     for owner in owners:
@@ -61,6 +69,74 @@ async def publish_event(broker: NatsBroker, subject: str, event: Event | Collect
         subject, payload, headers={"Nats-Msg-Id": event.msg_id(), "content-type": "application/json"}
     )
     return ack
+
+
+class PipelinedPublisher:
+    """Publishes batches to JetStream and waits for all their acks at once.
+
+    Each message carries a reply subject under one wildcard inbox of this publisher, and its ack
+    resolves its future: a batch costs one round trip of latency, ~10 us of CPU a message. nats-py's
+    ``publish`` is a request per message (a task, a timer and a parsed ``PubAck`` each: ~25 us), and
+    its ``publish_async`` pipelines but loses a slot of its pending-acks semaphore whenever a publish
+    raises (after a long outage, every publish would block).
+    """
+
+    def __init__(self, broker: NatsBroker) -> None:
+        self._broker = broker
+        self._client: NATS | None = None
+        self._inbox = ""
+        self._acks: dict[str, asyncio.Future[None]] = {}
+        self._tokens = itertools.count()
+
+    async def publish(self, messages: Iterable[tuple[str, bytes, dict[str, str]]], timeout: float) -> None:
+        """Publish ``(subject, payload, headers)`` messages; return once JetStream stored them all, else
+        raise (the first error, or ``TimeoutError``): the caller publishes them again later, with their
+        ``Nats-Msg-Id`` so that JetStream drops the copies of those stored."""
+        sent: dict[str, asyncio.Future[None]] = {}
+        try:
+            for subject, payload, headers in messages:
+                token = str(next(self._tokens))
+                sent[token] = await self._send(token, subject, payload, headers)
+            await asyncio.wait_for(asyncio.gather(*sent.values()), timeout)
+        finally:
+            for token, ack in sent.items():  # after a failure, stop waiting for the others
+                ack.cancel()
+                self._acks.pop(token, None)
+
+    async def _send(self, token: str, subject: str, payload: bytes, headers: dict[str, str]) -> asyncio.Future[None]:
+        client = await self._subscribed()
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._acks[token] = ack
+        try:
+            await client.publish(subject, payload, reply=f"{self._inbox}.{token}", headers=headers)
+        except BaseException:
+            del self._acks[token]
+            raise
+        return ack
+
+    async def _subscribed(self) -> NATS:
+        client = nats_client(self._broker)
+        if client is not self._client:  # first use, or the broker connected again
+            inbox = client.new_inbox()  # under the connection's own inbox prefix: its user may subscribe
+            await client.subscribe(f"{inbox}.*", cb=self._on_ack)
+            self._client, self._inbox = client, inbox
+        return client
+
+    async def _on_ack(self, msg: Msg) -> None:
+        ack = self._acks.pop(msg.subject.rpartition(".")[2], None)
+        if ack is None or ack.done():
+            return  # given up on
+        if msg.headers and msg.headers.get(Header.STATUS) == "503":
+            ack.set_exception(NoStreamResponseError())  # no stream takes that subject
+            return
+        try:
+            reply = json.loads(msg.data)
+            if "error" in reply:
+                APIError.from_error(reply["error"])  # raises the error's class
+        except (APIError, ValueError) as exc:
+            ack.set_exception(exc)
+            return
+        ack.set_result(None)
 
 
 def error_reply(code: str, message: str, field: str | None = None) -> dict[str, Any]:

@@ -16,12 +16,14 @@ Faithfulness notes:
   in one process share one client (see ``shared.mongo``).
 * mongomock-ng 7.11 checks a unique index's ``partialFilterExpression`` against the stored documents
   only, not against the one being written; ``_ensure_uniques`` below corrects that.
+* Reads and writes by ``_id`` (most of what repositories do) take fast paths that keep mongomock-ng's
+  results and errors (``shared.memory_mongo_fast``); so does reading a cursor (``_cursor_next``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Hashable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar, overload
@@ -41,6 +43,8 @@ from pymongo.results import (
     UpdateResult,
 )
 
+from shared import memory_mongo_fast
+
 __all__ = [
     "InMemoryCollection",
     "InMemoryCursor",
@@ -57,9 +61,17 @@ _T = TypeVar("_T")
 _filter_applies: Callable[[Mapping[str, Any], Mapping[str, Any]], bool] = _mm_filtering.filter_applies
 _get_value_by_dot: Callable[[Mapping[str, Any], str], Any] = _mm_helpers.get_value_by_dot
 
+# Values ``_aware`` returns as they are.
+_SCALARS = frozenset({str, int, float, bool, type(None), bytes})
+
 
 def _aware(value: Any) -> Any:
     """Copy of ``value`` with every datetime aware UTC and every mapping a plain dict, as PyMongo reads."""
+    kind = type(value)
+    if kind in _SCALARS:  # the bulk of a document: skip the isinstance checks (Mapping's is slow)
+        return value
+    if kind is dict:
+        return {key: item if type(item) in _SCALARS else _aware(item) for key, item in value.items()}
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             return value.replace(tzinfo=dt.UTC)
@@ -101,30 +113,7 @@ def _ensure_uniques(self: Any, new_data: Mapping[str, Any]) -> None:
 
 
 _MockCollection._ensure_uniques = _ensure_uniques  # type: ignore[method-assign]
-
-_scan_documents = _MockCollection._iter_documents
-
-
-def _iter_documents(self: Any, filter: Any) -> Any:
-    """mongomock-ng scans every document for every query; like MongoDB's ``_id`` index, an exact
-    ``_id`` (or ``_id: {$in: [...]}``) looks documents up directly, so lookups by id stay O(1)."""
-    wanted = filter.get("_id") if isinstance(filter, Mapping) else None
-    if isinstance(wanted, Mapping) and set(wanted) == {"$in"} and isinstance(wanted["$in"], list | tuple):
-        ids = [i for i in wanted["$in"] if isinstance(i, Hashable) and not isinstance(i, Mapping)]
-        if len(ids) == len(wanted["$in"]):
-            return _lookup(self, filter, ids)
-    elif wanted is not None and isinstance(wanted, Hashable) and not isinstance(wanted, Mapping | list):
-        return _lookup(self, filter, [wanted])
-    return _scan_documents(self, filter)  # type: ignore[no-untyped-call]
-
-
-def _lookup(self: Any, filter: Mapping[str, Any], ids: list[Any]) -> Any:
-    found = [self._store[i] for i in dict.fromkeys(ids) if i in self._store]
-    rest = {key: value for key, value in filter.items() if key != "_id"}  # _id is satisfied by the lookup
-    return (doc for doc in found if not rest or _filter_applies(rest, doc))
-
-
-_MockCollection._iter_documents = _iter_documents  # type: ignore[method-assign]
+memory_mongo_fast.install()
 
 
 def _cursor_next(self: Any) -> Any:

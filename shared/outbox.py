@@ -15,11 +15,13 @@ from typing import Any
 from faststream.nats import NatsBroker
 from pymongo import UpdateOne
 
-from shared.broker import jetstream
+from shared.broker import PipelinedPublisher
 from shared.events import CollectJob, Event
 from shared.logging import get_logger
 
 log = get_logger("collectors.outbox")
+# How long JetStream may take to store one flush's messages (nats-py's own timeout for a publish).
+ACK_TIMEOUT_S = 5.0
 
 
 def outbox_entry(subject: str, event: Event | CollectJob) -> dict[str, Any]:
@@ -37,17 +39,19 @@ class OutboxRelay:
         self.broker = broker
         self.sweep_s = sweep_s
         self._lock = asyncio.Lock()
+        self._publisher = PipelinedPublisher(broker)
 
-    async def _publish(self, entry: dict[str, Any]) -> None:
-        await jetstream(self.broker).publish(
-            entry["subject"], entry["payload"].encode(),
-            headers={"Nats-Msg-Id": entry["msg_id"], "content-type": "application/json"},
-        )
+    async def _publish(self, entries: list[dict[str, Any]]) -> None:
+        """Publish entries with their ``Nats-Msg-Id``; return once JetStream has stored them all."""
+        await self._publisher.publish(
+            [(entry["subject"], entry["payload"].encode(),
+              {"Nats-Msg-Id": entry["msg_id"], "content-type": "application/json"}) for entry in entries],
+            ACK_TIMEOUT_S)
 
     async def flush(self, doc_filter: dict[str, Any]) -> int:
         """Publish the pending events of the matching documents; return how many went out.
 
-        Entries go out concurrently (JetStream acks are awaited together), then leave the outbox in
+        Entries go out together (their JetStream acks are awaited at once), then leave the outbox in
         one write; if that write is lost, the next sweep republishes and JetStream drops the copies.
         """
         async with self._lock:
@@ -56,7 +60,7 @@ class OutboxRelay:
             entries = [entry for doc in docs for entry in doc["outbox"]]
             if not entries:
                 return 0
-            await asyncio.gather(*(self._publish(entry) for entry in entries))
+            await self._publish(entries)
             await self.collection.bulk_write([
                 UpdateOne({"_id": doc["_id"]},
                           {"$pull": {"outbox": {"msg_id": {"$in": [e["msg_id"] for e in doc["outbox"]]}}}})

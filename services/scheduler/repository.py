@@ -136,8 +136,9 @@ class ScheduleRepository:
     async def acquire_leases(self, wanted: dict[str, tuple[int, list[str], int]], now: datetime,
                              ttl: timedelta) -> dict[str, str]:
         """Give a free session slot to as many waiting accounts as possible, for every collector at
-        once in three round trips; ``wanted``: collector -> (max sessions, accounts, first slot to
-        look at). Returns account -> slot.
+        once: a read of candidate slots (again while too few were free), one guarded write for them
+        all, and a read-back only if a replica raced for some of them. ``wanted``: collector -> (max
+        sessions, accounts, first slot to look at). Returns account -> slot.
 
         Slots are looked at in windows round the ring, so a portal allowing many sessions costs no
         more than the jobs at hand. A slot whose holder never reported back (a worker died) is free
@@ -164,10 +165,13 @@ class ScheduleRepository:
                  for slot, account in zip(free[collector_id], accounts, strict=False)]
         if not pairs:
             return {}
-        await self.leases.bulk_write([
+        result = await self.leases.bulk_write([
             UpdateOne({"_id": slot, **free_filter}, {"$set": {"holder": account, "token": token,
                                                                "expires_at": now + ttl}})
             for slot, account in pairs], ordered=False)
+        if result.modified_count == len(pairs):  # each guarded write took its slot (the usual case)
+            return {account: slot for slot, account in pairs}
+        # A replica took some of these slots meanwhile: which writes won, only the slots can tell.
         taken = [slot for slot, _ in pairs]
         return {d["holder"]: d["_id"]
                 async for d in self.leases.find({"_id": {"$in": taken}, "token": token}, {"holder": 1})}

@@ -99,6 +99,8 @@ class SchedulerService:
     async def load(self) -> int:
         """Rebuild the due index from the database (schedules survive restarts)."""
         self.configs = {c.collector_id: c for c in await self.repo.collector_configs()}
+        for collector_id in self.configs:  # now rather than in the first ticks that reach each collector
+            await self._ensure_slots(collector_id)
         async for doc in self.repo.active(META_FIELDS):
             self._track(doc)
         return len(self.index)
@@ -110,6 +112,13 @@ class SchedulerService:
 
     def config(self, collector_id: str) -> CollectorConfig:
         return self.configs.get(collector_id) or default_config(collector_id)
+
+    async def _ensure_slots(self, collector_id: str) -> None:
+        """Create the collector's session slots, once per size (a collector may announce more)."""
+        max_sessions = self.config(collector_id).max_sessions
+        if (collector_id, max_sessions) not in self._slots_ready:
+            await self.repo.ensure_slots(collector_id, max_sessions)
+            self._slots_ready.add((collector_id, max_sessions))
 
     # --- events ------------------------------------------------------------------------------------
 
@@ -164,6 +173,7 @@ class SchedulerService:
         self.configs[evt.collector_id] = CollectorConfig(
             evt.collector_id, policy.Cadence(evt.frequency_hours, policy.Window.parse(evt.run_window)),
             evt.max_sessions, evt.version)
+        await self._ensure_slots(evt.collector_id)
         if before is not None and before.get("version") != evt.version:
             incident = await self.repo.open_incident(evt.collector_id)
             if incident is not None:
@@ -238,9 +248,7 @@ class SchedulerService:
         wanted: dict[str, tuple[int, list[str], int]] = {}
         for collector_id, items in by_collector.items():
             cfg = self.config(collector_id)
-            if (collector_id, cfg.max_sessions) not in self._slots_ready:
-                await self.repo.ensure_slots(collector_id, cfg.max_sessions)
-                self._slots_ready.add((collector_id, cfg.max_sessions))
+            await self._ensure_slots(collector_id)  # a collector not announced yet when loaded
             # Replicas start at random places round the slots, so they rarely reach for the same one.
             start = self._lease_start.get(collector_id) or random.randrange(cfg.max_sessions)
             wanted[collector_id] = (cfg.max_sessions, [a for a, _, _ in items], start)

@@ -280,7 +280,7 @@ async def test_rotation_reencrypts_everything_so_the_old_key_can_go(accounts: Ac
 
 async def test_an_event_survives_a_crash_between_write_and_publish(accounts: Accounts,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    async def nats_unreachable(self: OutboxRelay, entry: dict[str, Any]) -> None:
+    async def nats_unreachable(self: OutboxRelay, entries: list[dict[str, Any]]) -> None:
         raise ConnectionError("injected: the process dies before publishing")
 
     with monkeypatch.context() as patch:
@@ -308,8 +308,7 @@ async def test_a_crash_after_publishing_does_not_duplicate_the_event(accounts: A
         nonlocal calls
         calls += 1
         async for doc in self.collection.find({**doc_filter, "outbox.0": {"$exists": True}}):
-            for entry in doc["outbox"]:
-                await self._publish(entry)
+            await self._publish(doc["outbox"])
         return 0
 
     with monkeypatch.context() as patch:

@@ -603,3 +603,128 @@ async def test_lookups_by_id_still_apply_the_rest_of_the_filter(mongo_client: Mo
     assert await coll.count_documents({"_id": {"$in": ["a", "b"]}, "n": {"$gt": 1}}) == 1
     res = await coll.update_one({"_id": "b", "n": 1}, {"$set": {"n": 9}})
     assert res.matched_count == 0
+
+
+# --- guarded writes by _id (the scheduler's tick; fast paths of the stand-in) -----------------------
+
+_NOW = datetime(2026, 6, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+def _ms(at: datetime) -> datetime:
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
+async def test_guarded_claims_by_id_modify_only_what_still_matches(coll: Any) -> None:
+    due = _NOW - timedelta(minutes=1)
+    await coll.insert_many([
+        {"_id": "due", "next": due, "active": True, "paused": None, "v": 1, "outbox": []},
+        {"_id": "later", "next": _NOW + timedelta(hours=1), "active": True, "paused": None, "v": 1, "outbox": []},
+        {"_id": "paused", "next": due, "active": True, "paused": "incident", "v": 1, "outbox": []},
+        {"_id": "newer", "next": due, "active": True, "paused": None, "v": 2, "outbox": []},
+        {"_id": "inactive", "next": due, "active": False, "paused": None, "v": 1, "outbox": []},
+        {"_id": "bare", "next": due, "active": True, "v": 1},  # no "paused": null matches it; no outbox yet
+    ])
+    # The guard's bound in another time zone: compared as the same instant.
+    now_elsewhere = _NOW.astimezone(timezone(timedelta(hours=2)))
+    nxt = _NOW + timedelta(days=1)
+
+    def claim(account_id: str) -> UpdateOne:
+        return UpdateOne({"_id": account_id, "next": {"$lte": now_elsewhere}, "active": True, "paused": None, "v": 1},
+                         {"$set": {"next": nxt}, "$push": {"outbox": {"msg_id": f"job-{account_id}", "by": "t"}}})
+
+    ids = ["due", "later", "paused", "newer", "inactive", "bare", "missing"]
+    result = await coll.bulk_write([claim(a) for a in ids], ordered=False)
+    assert (result.matched_count, result.modified_count, result.upserted_count) == (2, 2, 0)
+    docs = {d["_id"]: d async for d in coll.find()}
+    for claimed in ("due", "bare"):
+        assert docs[claimed]["next"] == _ms(nxt)
+        assert docs[claimed]["outbox"] == [{"msg_id": f"job-{claimed}", "by": "t"}]
+    for untouched in ("later", "paused", "newer", "inactive"):
+        assert docs[untouched]["outbox"] == []
+        assert docs[untouched]["next"] != _ms(nxt)
+    assert "missing" not in docs
+    # The run moved forward: a replica claiming it again matches nothing, whichever call it makes.
+    again = await coll.bulk_write([claim("due")], ordered=False)
+    assert (again.matched_count, again.modified_count) == (0, 0)
+    assert await coll.find_one_and_update({"_id": "due", "next": {"$lte": _NOW}}, {"$set": {"v": 9}}) is None
+    assert (await coll.update_one({"_id": "due", "next": {"$lte": _NOW}}, {"$set": {"v": 9}})).matched_count == 0
+    assert (await coll.find_one({"_id": "due"}))["v"] == 1
+
+
+async def test_lease_guard_takes_free_or_expired_slots_only(coll: Any) -> None:
+    await coll.insert_many([
+        {"_id": "s0", "holder": None, "expires_at": None},
+        {"_id": "s1", "holder": "x", "expires_at": _NOW - timedelta(seconds=1)},  # its holder never came back
+        {"_id": "s2", "holder": "y", "expires_at": _NOW + timedelta(minutes=5)},
+        {"_id": "s3"},  # missing fields are null
+    ])
+    free = {"$or": [{"holder": None}, {"expires_at": {"$lte": _NOW}}]}
+    window = await coll.find({"_id": {"$in": ["s0", "s1", "s2", "s3", "s9"]}, **free}, {"_id": 1}).to_list()
+    assert sorted(d["_id"] for d in window) == ["s0", "s1", "s3"]
+    assert all(set(d) == {"_id"} for d in window)
+    result = await coll.bulk_write([
+        UpdateOne({"_id": s, **free}, {"$set": {"holder": f"a-{s}", "token": "t", "expires_at": _NOW}})
+        for s in ("s0", "s1", "s2", "s3")], ordered=False)
+    assert (result.matched_count, result.modified_count) == (3, 3)
+    assert {d["_id"]: d["holder"] async for d in coll.find({"token": "t"})} == {"s0": "a-s0", "s1": "a-s1",
+                                                                               "s3": "a-s3"}
+    assert (await coll.find_one({"_id": "s2"}))["holder"] == "y"
+
+
+async def test_outbox_entries_are_read_then_pulled_by_msg_id(coll: Any) -> None:
+    await coll.insert_many([
+        {"_id": "a", "n": 1, "outbox": [{"msg_id": "m1", "p": "x"}, {"msg_id": "m2", "p": "y"}]},
+        {"_id": "b", "n": 2, "outbox": []},
+        {"_id": "c", "n": 3, "outbox": [{"msg_id": "m3", "p": "z"}]},
+        {"_id": "d", "n": 4},
+    ])
+    pending = await coll.find({"_id": {"$in": ["a", "b", "c", "d"]}, "outbox.0": {"$exists": True}},
+                              {"outbox": 1}).to_list()
+    assert sorted(pending, key=lambda d: d["_id"]) == [
+        {"_id": "a", "outbox": [{"msg_id": "m1", "p": "x"}, {"msg_id": "m2", "p": "y"}]},
+        {"_id": "c", "outbox": [{"msg_id": "m3", "p": "z"}]},
+    ]
+    assert await _ids(coll.find({"_id": {"$in": ["a", "b", "d"]}, "outbox.0": {"$exists": False}}).sort("_id")) \
+        == ["b", "d"]
+    result = await coll.bulk_write([
+        UpdateOne({"_id": doc_id}, {"$pull": {"outbox": {"msg_id": {"$in": msg_ids}}}})
+        for doc_id, msg_ids in [("a", ["m1"]), ("c", ["m3", "m9"]), ("b", ["m1"]), ("d", ["m1"])]], ordered=False)
+    assert (result.matched_count, result.modified_count) == (4, 2)
+    docs = {d["_id"]: d async for d in coll.find()}
+    assert docs["a"]["outbox"] == [{"msg_id": "m2", "p": "y"}]
+    assert docs["c"]["outbox"] == docs["b"]["outbox"] == []
+    assert "outbox" not in docs["d"]  # pulling from a missing array creates nothing
+    many = await coll.update_many({"_id": {"$in": ["a", "c"]}}, {"$pull": {"outbox": {"msg_id": {"$in": ["m2"]}}}})
+    assert (many.matched_count, many.modified_count) == (2, 1)
+    assert (await coll.find_one({"_id": "a"}))["outbox"] == []
+
+
+async def test_guards_by_id_follow_mongodb_comparison_rules(coll: Any) -> None:
+    await coll.insert_one({"_id": "x", "n": 1.0, "tags": ["a", "b"], "v": None, "at": _NOW})
+    assert (await coll.update_one({"_id": "x", "n": 1}, {"$set": {"seen": 1}})).modified_count == 1  # 1 == 1.0
+    assert (await coll.update_one({"_id": "x", "tags": "b"}, {"$set": {"seen": 2}})).modified_count == 1  # an element
+    assert (await coll.update_one({"_id": "x", "v": {"$lte": _NOW}}, {"$set": {"seen": 3}})).matched_count == 0
+    assert (await coll.update_one({"_id": "x", "gone": {"$lte": _NOW}}, {"$set": {"seen": 3}})).matched_count == 0
+    assert (await coll.update_one({"_id": "x", "at": {"$lt": _NOW}}, {"$set": {"seen": 3}})).matched_count == 0
+    assert (await coll.update_one({"_id": "x", "at": _ms(_NOW)}, {"$set": {"seen": 4}})).modified_count == 1
+    assert (await coll.find_one({"_id": "x"}))["seen"] == 4
+
+
+async def test_a_duplicate_key_in_a_bulk_of_updates_by_id_leaves_that_document_as_it_was(coll: Any) -> None:
+    await coll.create_index("email", unique=True)
+    await coll.insert_many([{"_id": i, "email": f"{i}@x", "n": 0} for i in range(3)])
+    ops = [UpdateOne({"_id": 0}, {"$set": {"n": 1}}),
+           UpdateOne({"_id": 1}, {"$set": {"email": "0@x", "n": 1}, "$push": {"log": "e"}}),
+           UpdateOne({"_id": 2}, {"$set": {"n": 1}})]
+    with pytest.raises(BulkWriteError) as ordered:
+        await coll.bulk_write(ops, ordered=True)
+    details = ordered.value.details
+    assert (details["nMatched"], details["nModified"]) == (1, 1)
+    assert [(e["index"], e["code"]) for e in details["writeErrors"]] == [(1, 11000)]
+    assert await coll.find_one({"_id": 1}) == {"_id": 1, "email": "1@x", "n": 0}
+    assert (await coll.find_one({"_id": 2}))["n"] == 0  # an ordered bulk stops at the error
+    with pytest.raises(BulkWriteError) as unordered:
+        await coll.bulk_write(ops[1:], ordered=False)
+    assert [(e["index"], e["code"]) for e in unordered.value.details["writeErrors"]] == [(0, 11000)]
+    assert (await coll.find_one({"_id": 2}))["n"] == 1  # an unordered one goes on
+    assert await coll.find_one({"_id": 1}) == {"_id": 1, "email": "1@x", "n": 0}
