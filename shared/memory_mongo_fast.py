@@ -11,7 +11,10 @@ hand everything else to mongomock-ng's own code, so that results and errors stay
   and the rest of the filter goes to a plain matcher first (``memory_mongo_match``);
 * an update by ``_id`` that only touches top-level fields builds a new version of the document
   instead of updating a deep copy in place; ``$set``, plain ``$push`` and ``$pull`` of sub-documents
-  by their fields are applied here, other operators by mongomock-ng on copies of their fields;
+  by their fields are applied here, other operators by mongomock-ng on copies of their fields.
+  Like MongoDB, it is a no-op only if the document's BSON is unchanged (``1`` -> ``1.0`` is a change);
+* every document an update reaches gets its own copy of the update's values (mongomock-ng would share
+  them between the documents of an update of many);
 * ``bulk_write`` of such updates runs them directly, without mongomock-ng's bulk builder;
 * a projection that includes top-level fields copies just those;
 * datetime conversions of documents and filters take plain dicts, lists and scalars first.
@@ -22,6 +25,8 @@ hand everything else to mongomock-ng's own code, so that results and errors stay
 from __future__ import annotations
 
 import datetime as dt
+import re
+import struct
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
@@ -104,8 +109,8 @@ def _ids_of(filter: Any) -> list[Any] | None:
 
 def _is_id(value: Any) -> bool:
     """Whether documents can be looked up by ``value`` as their ``_id`` (not a sub-document, nor an
-    array: those match by their content)."""
-    return type(value) is str or (isinstance(value, Hashable) and not isinstance(value, Mapping | list))
+    array: those match by their content; nor a regular expression: it matches the ids it fits)."""
+    return type(value) is str or (isinstance(value, Hashable) and not isinstance(value, Mapping | list | re.Pattern))
 
 
 def _iter_documents(self: Any, filter: Any) -> Any:
@@ -245,11 +250,40 @@ def _update_by_copy(self: Any, stored: Document, spec: Any, document: Mapping[st
                 if name in new:
                     new[name] = _clone_document(new[name])
             self._apply_update_document(new, spec, {operator: changes}, False)
-    if new == stored:
+    if new == stored and _same_bson(new, stored):
         return False
     self._ensure_uniques(new)
     self._store._documents[new["_id"]] = new  # atomic under the GIL, see _lookup
     return True
+
+
+_apply_update_shared: Callable[..., None] = _MockCollection._apply_update_document
+
+
+def _apply_update_document(self: Any, existing: Document, spec: Any, document: Any, was_insert: bool) -> None:
+    """mongomock-ng stores an update's values as they are (a sub-document ``$set``, ``$addToSet``,
+    ``$push`` with modifiers...): the documents of an update of many would share them, and a later
+    update of one of them in place would change the others. Each document gets its own copy."""
+    _apply_update_shared(self, existing, spec, _clone_document(document), was_insert)
+
+
+def _same_bson(a: Any, b: Any) -> bool:
+    """Whether values that Python calls equal are the same to MongoDB, which tells an update from a
+    no-op by comparing BSON bytes: 1 and 1.0, True and 1, 0.0 and -0.0, ``{a, b}`` and ``{b, a}`` are
+    equal in Python, but setting one where the other is stored changes the document (and counts as
+    modified; mongomock-ng stores the change and counts none)."""
+    if a is b:
+        return True
+    kind = type(a)
+    if kind is not type(b):
+        return False
+    if kind is dict or isinstance(a, Mapping):
+        return list(a) == list(b) and all(_same_bson(a[key], b[key]) for key in a)
+    if kind is list:
+        return len(a) == len(b) and all(map(_same_bson, a, b))
+    if kind is float:
+        return struct.pack("<d", a) == struct.pack("<d", b)
+    return bool(a == b)
 
 
 # Each applies an operator to the new version of a document and says True, or declines (False,
@@ -401,4 +435,5 @@ def install() -> None:
     _MockCollection._iter_documents = _iter_documents  # type: ignore[method-assign]
     _MockCollection._copy_only_fields = _copy_only_fields  # type: ignore[method-assign]
     _MockCollection._update_documents = _update_documents  # type: ignore[method-assign]
+    _MockCollection._apply_update_document = _apply_update_document  # type: ignore[method-assign]
     _MockCollection.bulk_write = _bulk_write  # type: ignore[method-assign]

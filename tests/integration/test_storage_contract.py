@@ -7,6 +7,7 @@ Runs against whatever ``mongo_client`` gives: the in-memory stand-in here, a rea
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -728,3 +729,38 @@ async def test_a_duplicate_key_in_a_bulk_of_updates_by_id_leaves_that_document_a
     assert [(e["index"], e["code"]) for e in unordered.value.details["writeErrors"]] == [(0, 11000)]
     assert (await coll.find_one({"_id": 2}))["n"] == 1  # an unordered one goes on
     assert await coll.find_one({"_id": 1}) == {"_id": 1, "email": "1@x", "n": 0}
+
+
+async def test_a_set_that_changes_only_a_type_or_a_field_order_is_a_modification(coll: Any) -> None:
+    """MongoDB compares BSON, not Python values: 1 and 1.0, True and 1, {a, b} and {b, a} differ."""
+    await coll.insert_one({"_id": "x", "n": 1, "flag": True, "d": {"a": 1, "b": 2}, "s": "same"})
+    for field, value in (("n", 1.0), ("flag", 1), ("d", {"b": 2, "a": 1})):
+        res = await coll.update_one({"_id": "x"}, {"$set": {field: value}})
+        assert (res.matched_count, res.modified_count) == (1, 1), field
+    doc = await coll.find_one({"_id": "x"})
+    assert (type(doc["n"]), type(doc["flag"]), list(doc["d"])) == (float, int, ["b", "a"])
+    res = await coll.update_one({"_id": "x"}, {"$set": {"n": 1.0, "s": "same", "d": {"b": 2, "a": 1}}})
+    assert (res.matched_count, res.modified_count) == (1, 0)  # the very same values: no modification
+    bulk = await coll.bulk_write([UpdateOne({"_id": "x"}, {"$inc": {"flag": 0.0}})], ordered=False)
+    assert bulk.modified_count == 1  # int 1 + 0.0 is the double 1.0
+    assert type((await coll.find_one({"_id": "x"}))["flag"]) is float
+
+
+async def test_a_regex_on_id_matches_ids_like_any_other_field(coll: Any) -> None:
+    await coll.insert_many([{"_id": "acc-1"}, {"_id": "acc-2"}, {"_id": "other"}])
+    assert await _ids(coll.find({"_id": re.compile("^acc-")}).sort("_id")) == ["acc-1", "acc-2"]
+    assert await coll.count_documents({"_id": {"$in": [re.compile("^acc-1$"), "other"]}}) == 2
+    res = await coll.update_many({"_id": re.compile("^acc-")}, {"$set": {"seen": True}})
+    assert (res.matched_count, res.modified_count) == (2, 2)
+
+
+@pytest.mark.parametrize("which", [{"_id": {"$in": ["a", "b"]}}, {"kind": "k"}], ids=["by_id", "by_field"])
+async def test_a_value_added_to_many_documents_is_each_ones_own(coll: Any, which: dict[str, Any]) -> None:
+    await coll.insert_many([{"_id": "a", "kind": "k"}, {"_id": "b", "kind": "k"}])
+    await coll.update_many(which, {"$set": {"d": {"k": 1}}, "$addToSet": {"tags": {"k": 1}},
+                                   "$push": {"log": {"$each": [{"n": 1}], "$slice": -10}}})
+    await coll.update_one({"_id": "a"}, {"$set": {"d.k": 2, "tags.0.k": 2, "log.0.n": 2}})
+    assert await coll.find_one({"_id": "b"}, {"kind": 0}) == {"_id": "b", "d": {"k": 1}, "tags": [{"k": 1}],
+                                                             "log": [{"n": 1}]}
+    assert await coll.find_one({"_id": "a"}, {"kind": 0}) == {"_id": "a", "d": {"k": 2}, "tags": [{"k": 2}],
+                                                             "log": [{"n": 2}]}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import re
 from collections import OrderedDict
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -208,3 +209,55 @@ def test_datetime_conversions_are_mongomocks() -> None:
     assert type(fast._naive_ms(nested)["c"]) is OrderedDict
     for a, b in itertools.pairwise(values):
         assert (fast._naive_ms(a) < fast._naive_ms(b)) == (fast._naive_ms_slow(a) < fast._naive_ms_slow(b))
+
+
+def _bson(value: Any) -> Any:
+    """``value`` as MongoDB compares it: with its type, its fields' order, the sign of a zero."""
+    if isinstance(value, dict):
+        return "dict", [(key, _bson(item)) for key, item in value.items()]
+    if isinstance(value, list):
+        return "list", [_bson(item) for item in value]
+    return type(value).__name__, repr(value)
+
+
+# Updates that Python calls no-ops and MongoDB does not: it compares BSON (type and bytes), so it stores
+# the new value and counts a modification.
+PYTHON_EQUAL: list[tuple[Any, dict[str, Any]]] = [
+    (1, {"$set": {"f": 1.0}}),
+    (True, {"$set": {"f": 1}}),
+    (1, {"$set": {"f": True}}),
+    (0.0, {"$set": {"f": -0.0}}),
+    ({"x": 1, "y": 2}, {"$set": {"f": {"y": 2, "x": 1}}}),
+    ([1, {"x": True}], {"$set": {"f": [1.0, {"x": True}]}}),
+    (1, {"$inc": {"f": 0.0}}),
+]
+
+
+@pytest.mark.parametrize(("stored", "update"), PYTHON_EQUAL, ids=str)
+def test_an_update_that_only_python_calls_a_no_op_is_stored_and_counted(stored: Any, update: dict[str, Any]) -> None:
+    mine, theirs = (mongomock_ng.MongoClient(tz_aware=True)["unit"][name] for name in ("fast", "full"))
+    for coll in (mine, theirs):
+        coll.insert_one({"_id": "a", "f": copy.deepcopy(stored), "g": 1})
+    got = fast._update_documents(mine, {"_id": "a"}, copy.deepcopy(update), False, False, None)
+    fast._update_by_snapshot(theirs, {"_id": "a"}, copy.deepcopy(update), False, False, None)
+    assert _bson(mine._store._documents["a"]) == _bson(theirs._store._documents["a"])  # mongomock-ng stores it
+    assert got["nModified"] == 1  # as MongoDB counts it (mongomock-ng counts 0)
+    # the same update again changes nothing
+    assert fast._update_documents(mine, {"_id": "a"}, copy.deepcopy(update), False, False, None)["nModified"] == 0
+
+
+def test_a_regex_on_id_is_matched_not_looked_up() -> None:
+    coll, _ = _collections()
+    for query in ({"_id": re.compile("^[ab]$")}, {"_id": {"$in": [re.compile("^a"), 3]}}):
+        assert list(fast._iter_documents(coll, query)) == list(fast._scan_documents(coll, query))
+    result = fast._update_documents(coll, {"_id": re.compile("^[ab]$")}, {"$set": {"seen": 1}}, False, True, None)
+    assert result["n"] == 2
+
+
+def test_values_that_mongomock_applies_are_not_shared_between_documents_either() -> None:
+    coll, _ = _collections()
+    coll.update_many({"_id": {"$in": ["a", "b"]}},
+                     {"$addToSet": {"set": {"x": 1}}, "$push": {"log": {"$each": [{"y": 1}], "$slice": -5}}})
+    store = coll._store._documents
+    assert store["a"]["set"][0] is not store["b"]["set"][0]
+    assert store["a"]["log"][0] is not store["b"]["log"][0]
