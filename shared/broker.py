@@ -14,6 +14,7 @@ from faststream.nats import JStream, NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy, Header, PubAck
 from nats.js.errors import APIError, BadRequestError, NoStreamResponseError
@@ -92,14 +93,34 @@ class PipelinedPublisher:
         """Publish ``(subject, payload, headers)`` messages; return once JetStream stored them all, else
         raise (the first error, or ``TimeoutError``): the caller publishes them again later, with their
         ``Nats-Msg-Id`` so that JetStream drops the copies of those stored."""
-        sent: dict[str, asyncio.Future[None]] = {}
+        for outcome in await self.publish_each(messages, timeout):
+            if outcome is not None:
+                raise outcome
+
+    async def publish_each(self, messages: Iterable[tuple[str, bytes, dict[str, str]]],
+                           timeout: float) -> list[BaseException | None]:
+        """Publish every message whatever happens to the others; one outcome each, in order: None once
+        JetStream stored it, else why not (a ``TimeoutError`` for an ack that did not come in time)."""
+        outcomes: list[BaseException | None] = []
+        sent: dict[int, tuple[str, asyncio.Future[None]]] = {}
         try:
-            for subject, payload, headers in messages:
+            for index, (subject, payload, headers) in enumerate(messages):
                 token = str(next(self._tokens))
-                sent[token] = await self._send(token, subject, payload, headers)
-            await asyncio.wait_for(asyncio.gather(*sent.values()), timeout)
+                outcomes.append(None)
+                try:
+                    sent[index] = token, await self._send(token, subject, payload, headers)
+                except NatsError as exc:  # refused by the client (a bad subject, too big, disconnected)
+                    outcomes[index] = exc
+            if sent:
+                await asyncio.wait([ack for _, ack in sent.values()], timeout=timeout)
+            for index, (_, ack) in sent.items():
+                if not ack.done():
+                    outcomes[index] = TimeoutError(f"no JetStream ack within {timeout} s")
+                elif not ack.cancelled():
+                    outcomes[index] = ack.exception()
+            return outcomes
         finally:
-            for token, ack in sent.items():  # after a failure, stop waiting for the others
+            for token, ack in sent.values():  # stop waiting for acks given up on
                 ack.cancel()
                 self._acks.pop(token, None)
 

@@ -41,9 +41,9 @@ class OutboxRelay:
         self._lock = asyncio.Lock()
         self._publisher = PipelinedPublisher(broker)
 
-    async def _publish(self, entries: list[dict[str, Any]]) -> None:
-        """Publish entries with their ``Nats-Msg-Id``; return once JetStream has stored them all."""
-        await self._publisher.publish(
+    async def _publish(self, entries: list[dict[str, Any]]) -> list[BaseException | None]:
+        """Publish entries with their ``Nats-Msg-Id``; one outcome each (None: JetStream stored it)."""
+        return await self._publisher.publish_each(
             [(entry["subject"], entry["payload"].encode(),
               {"Nats-Msg-Id": entry["msg_id"], "content-type": "application/json"}) for entry in entries],
             ACK_TIMEOUT_S)
@@ -51,8 +51,10 @@ class OutboxRelay:
     async def flush(self, doc_filter: dict[str, Any]) -> int:
         """Publish the pending events of the matching documents; return how many went out.
 
-        Entries go out together (their JetStream acks are awaited at once), then leave the outbox in
-        one write; if that write is lost, the next sweep republishes and JetStream drops the copies.
+        Entries go out together (their JetStream acks are awaited at once), then those stored leave
+        the outbox in one write; if that write is lost, the next sweep republishes and JetStream drops
+        the copies. An entry that cannot go out stays for the next sweep without holding back the
+        others; when none could go out (NATS unreachable), the first reason is raised.
         """
         async with self._lock:
             docs = await self.collection.find({**doc_filter, "outbox.0": {"$exists": True}},
@@ -60,13 +62,20 @@ class OutboxRelay:
             entries = [entry for doc in docs for entry in doc["outbox"]]
             if not entries:
                 return 0
-            await self._publish(entries)
+            outcomes = await self._publish(entries)
+            failed = {entry["msg_id"]: outcome for entry, outcome in zip(entries, outcomes, strict=True)
+                      if outcome is not None}
+            if len(failed) == len(entries):
+                raise next(iter(failed.values()))
+            if failed:
+                log.warning("outbox_entries_not_published", count=len(failed), published=len(entries) - len(failed),
+                            error=str(next(iter(failed.values()))), msg_ids=list(failed)[:10])
+            pulls = [(doc["_id"], [e["msg_id"] for e in doc["outbox"] if e["msg_id"] not in failed]) for doc in docs]
             await self.collection.bulk_write([
-                UpdateOne({"_id": doc["_id"]},
-                          {"$pull": {"outbox": {"msg_id": {"$in": [e["msg_id"] for e in doc["outbox"]]}}}})
-                for doc in docs
+                UpdateOne({"_id": doc_id}, {"$pull": {"outbox": {"msg_id": {"$in": stored}}}})
+                for doc_id, stored in pulls if stored
             ], ordered=False)
-        return len(entries)
+        return len(entries) - len(failed)
 
     async def run(self) -> None:
         """Sweep forever: what a crash left behind goes out shortly after restart."""
