@@ -20,6 +20,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy, Header, PubAck
 from nats.js.errors import APIError, BadRequestError, NoStreamResponseError
 from pydantic import BaseModel, ValidationError
 
+from shared import nats_compat
 from shared.client import inbox_prefix, servers
 from shared.errors import ApiError, ApiErrorCode
 from shared.events import CollectJob, Event
@@ -33,6 +34,7 @@ M = TypeVar("M", bound=BaseModel)
 def make_broker(nats_url: str, client_name: str) -> NatsBroker:
     """A broker that keeps reconnecting: a NATS restart must not kill a service. Its replies come on
     its own inbox (``inbox_prefix``), the only one its NATS user may subscribe to."""
+    nats_compat.install()
     return NatsBroker(
         servers(nats_url),
         name=client_name,
