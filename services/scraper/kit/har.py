@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,15 @@ API_REQUEST = "_apiRequest"
 _TEXT_TYPES = ("text/", "json", "xml", "javascript", "x-www-form-urlencoded")
 
 
+# Placeholders every encoding leaves as they are: the replay that types one sends what the
+# scrubbed recording holds, whether the secret was in a form, a URL or a JSON body.
+_SAFE_PLACEHOLDER = re.compile(r"[A-Za-z0-9._~-]+")
+
+
 def _variants(secret: str) -> list[str]:
-    # As typed, and as a form or a URL encodes it.
-    return sorted({secret, quote_plus(secret), quote(secret, safe="")}, key=len, reverse=True)
+    # As typed, and as a URL or a form encodes it (UTF-8, or windows-1252 for older portals' forms).
+    encoded = {quote_plus(secret, encoding=charset, errors="xmlcharrefreplace") for charset in ("utf-8", "cp1252")}
+    return sorted({secret, quote(secret, safe=""), *encoded}, key=len, reverse=True)
 
 
 def _scrub_text(text: str, replacements: Mapping[str, str]) -> str:
@@ -38,7 +45,14 @@ def _scrub_text(text: str, replacements: Mapping[str, str]) -> str:
 
 
 def scrub_har(path: Path | str, replacements: Mapping[str, str]) -> int:
-    """Replace each secret by its placeholder in the requests of a HAR file; returns the entries changed."""
+    """Replace each secret by its placeholder in the requests of a HAR file; returns the entries changed.
+
+    Placeholders are made of letters, digits and ``-._~``: any other character would be encoded
+    differently by the replay than it is written in the recording, which would then never match.
+    """
+    unsafe = [p for p in replacements.values() if not _SAFE_PLACEHOLDER.fullmatch(p)]
+    if unsafe:
+        raise ValueError(f"placeholders may only use letters, digits and -._~: {unsafe!r}")
     har_path = Path(path)
     har: dict[str, Any] = json.loads(har_path.read_text(encoding="utf-8"))
     changed = 0
@@ -59,6 +73,13 @@ def scrub_har(path: Path | str, replacements: Mapping[str, str]) -> int:
     return changed
 
 
+def _utf8(body: bytes) -> str | None:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def _pairs(headers: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"name": k, "value": v} for k, v in headers.items()]
 
@@ -72,9 +93,10 @@ class HarRecorder:
     def add(self, method: str, url: str, headers: Mapping[str, str], body: str | None, reply: HttpReply) -> None:
         mime = reply.headers.get("content-type", "")
         content: dict[str, Any] = {"size": len(reply.body), "mimeType": mime}
-        if any(t in mime for t in _TEXT_TYPES):
-            content["text"] = reply.body.decode("utf-8", errors="replace")
-        else:
+        text = _utf8(reply.body) if any(t in mime for t in _TEXT_TYPES) else None
+        if text is not None:
+            content["text"] = text
+        else:  # binary, or text in another charset: kept byte for byte
             content |= {"text": base64.b64encode(reply.body).decode("ascii"), "encoding": "base64"}
         request: dict[str, Any] = {"method": method, "url": url, "httpVersion": "HTTP/1.1",
                                    "headers": _pairs(headers), "queryString": [], "cookies": [],

@@ -38,8 +38,11 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
 def error_for_status(status: int, headers: Mapping[str, str], what: str) -> CollectorError | None:
     """The typed error an HTTP status means, or None for a status a collector handles itself.
 
-    ``headers`` keys are expected lower-case, as Playwright gives them.
+    ``headers`` keys are expected lower-case, as Playwright gives them. Status 0 (no HTTP answer at
+    all: refused, timed out, the kit's convention) is the portal being unreachable.
     """
+    if status == 0:
+        return SupplierUnavailable(f"{what}: no answer")
     if status == 429:
         return RateLimited(f"{what}: HTTP 429", retry_after_s=retry_after_seconds(headers.get("retry-after")))
     if status == 401:
@@ -56,7 +59,8 @@ def raise_for_status(status: int, headers: Mapping[str, str], what: str) -> None
 
 
 def page_text(reply: HttpReply, what: str, *, accept: tuple[int, ...] = ()) -> str:
-    """The text of a page read over HTTP, or the typed error its answer means.
+    """The text of a page read over HTTP (decoded as a browser decodes it), or the typed error its
+    answer means.
 
     ``accept``: statuses the caller reads itself (many portals answer a bad password with a 401
     or 403 page, whose message tells).
@@ -65,4 +69,4 @@ def page_text(reply: HttpReply, what: str, *, accept: tuple[int, ...] = ()) -> s
         raise SupplierUnavailable(f"{what}: no answer ({reply.error})")
     if reply.status not in accept:
         raise_for_status(reply.status, reply.headers, what)
-    return reply.body.decode("utf-8", errors="replace")
+    return reply.text()

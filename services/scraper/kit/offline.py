@@ -30,11 +30,11 @@ async def har_session(browser: Browser, *, record: Path | None = None,
         options = {"record_har_path": str(record), "record_har_content": "embed"}
     context = await browser.new_context(**options)
     recorder = HarRecorder() if record is not None else None
-    if replay is not None:
-        await context.route_from_har(replay, not_found="abort")
-    http = PortalHttp(context.request, recorder=recorder,
-                      replay=HarReplay.load(replay) if replay is not None else None)
     try:
+        if replay is not None:
+            await context.route_from_har(replay, not_found="abort")
+        http = PortalHttp(context.request, recorder=recorder,
+                          replay=HarReplay.load(replay) if replay is not None else None)
         yield context, http
     finally:
         await context.close()  # writes the pages' part of the recording

@@ -15,13 +15,14 @@ client's requests in a HAR nor replays them from one: ``kit.har`` does both).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from urllib.parse import urlencode, urljoin
+from urllib.parse import urljoin, urlsplit
 
+from playwright._impl._errors import TargetClosedError  # raised by the public API, not exported by it
 from playwright.async_api import APIRequestContext
 from playwright.async_api import Error as PlaywrightError
 
 from services.scraper.kit.fetch import DEFAULT_TIMEOUT_MS, HttpReply
-from services.scraper.kit.forms import FormSubmission
+from services.scraper.kit.forms import FormSubmission, form_body
 from services.scraper.kit.har import HarRecorder, HarReplay
 
 MAX_REDIRECTS = 20
@@ -29,6 +30,32 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 Observer = Callable[[HttpReply, Mapping[str, str]], None]
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
+def navigation_headers(referrer: str, url: str, method: str) -> dict[str, str]:
+    """The ``Referer`` and ``Origin`` a browser sends when a page at ``referrer`` submits a form to
+    ``url`` (default referrer policy, strict-origin-when-cross-origin). Portals check them against
+    cross-site request forgery (Django refuses an HTTPS POST without a Referer)."""
+    source, target = urlsplit(referrer), urlsplit(url)
+    same_origin = _origin(referrer) == _origin(url)
+    downgrade = source.scheme == "https" and target.scheme != "https"
+    headers: dict[str, str] = {}
+    if same_origin:
+        headers["Referer"] = f"{_origin(referrer)}{source.path or '/'}" + (f"?{source.query}" if source.query else "")
+    elif not downgrade:
+        headers["Referer"] = _origin(referrer) + "/"
+    if method == "POST":
+        headers["Origin"] = "null" if downgrade and not same_origin else _origin(referrer)
+    return headers
+
+
+def _without(headers: Mapping[str, str], *names: str) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k.lower() not in names}
 
 
 class PortalHttp:
@@ -61,29 +88,38 @@ class PortalHttp:
         return [await self.get(url, headers=headers) for url in urls]
 
     async def post_form(self, url: str, fields: Sequence[tuple[str, str]], *,
-                        headers: Mapping[str, str] | None = None) -> HttpReply:
-        """POST ``fields`` as a browser submits a form (urlencoded; names may repeat)."""
-        return await self._follow("POST", url, {"Content-Type": FORM_TYPE, **(headers or {})}, urlencode(fields))
+                        headers: Mapping[str, str] | None = None, charset: str = "utf-8") -> HttpReply:
+        """POST ``fields`` as a browser submits a form (urlencoded in ``charset``; names may repeat)."""
+        return await self._follow("POST", url, {"Content-Type": FORM_TYPE, **(headers or {})},
+                                  form_body(fields, charset))
 
     async def submit(self, form: FormSubmission) -> HttpReply:
-        """Send a form as ``kit.forms.submission`` worked it out."""
-        if form.method == "POST":
-            return await self.post_form(form.url, form.fields)
-        return await self.get(form.url)
+        """Send a form as ``kit.forms.submission`` worked it out, with the Referer and Origin of
+        the page it is on."""
+        headers = {"Content-Type": FORM_TYPE} if form.method == "POST" else {}
+        return await self._follow(form.method, form.url, headers, form.body if form.method == "POST" else None,
+                                  referrer=form.referrer or None)
 
-    async def _follow(self, method: str, url: str, headers: dict[str, str], body: str | None) -> HttpReply:
+    async def _follow(self, method: str, url: str, headers: dict[str, str], body: str | None, *,
+                      referrer: str | None = None) -> HttpReply:
         for _ in range(MAX_REDIRECTS + 1):
+            if referrer is not None:
+                headers = {**_without(headers, "referer", "origin"), **navigation_headers(referrer, url, method)}
             reply = await self._exchange(method, url, headers, body)
             for observer in self._observers:
                 observer(reply, headers)
             location = reply.headers.get("location")
             if reply.status not in _REDIRECTS or not location:
                 return reply
-            url = urljoin(reply.url, location)
+            next_url = urljoin(reply.url, location)
+            if _origin(next_url) != _origin(url):
+                # Fetch standard: credentials a caller set are not handed to another origin.
+                headers = _without(headers, "authorization")
+            url = next_url
             if reply.status in (301, 302, 303) and method == "POST":
                 # What browsers do: the form's answer is fetched with a GET, without the body.
                 method, body = "GET", None
-                headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+                headers = _without(headers, "content-type")
         return HttpReply(status=0, url=url, headers={}, body=b"", error=f"more than {MAX_REDIRECTS} redirects")
 
     async def _exchange(self, method: str, url: str, headers: dict[str, str], body: str | None) -> HttpReply:
@@ -94,6 +130,8 @@ class PortalHttp:
             response = await self._request.fetch(url, method=method, headers=headers, data=body,
                                                  max_redirects=0, timeout=self.timeout_ms,
                                                  fail_on_status_code=False)
+        except TargetClosedError:
+            raise  # our browser or context is gone: not something the portal answered
         except PlaywrightError as exc:
             return HttpReply(status=0, url=url, headers={}, body=b"", error=str(exc).splitlines()[0][:200])
         try:

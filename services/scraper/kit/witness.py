@@ -76,7 +76,7 @@ class Witness:
         seen = HttpSeen(reply.url, reply.status, reply.headers.get("retry-after"))
         if "html" in reply.headers.get("content-type", ""):
             self._shown(seen)
-            self._fetched_html = (reply.url, reply.body.decode("utf-8", errors="replace"))
+            self._fetched_html = (reply.url, reply.text())
         elif reply.status == 429 or reply.status >= 500:
             self._api_errors.append(seen)
 

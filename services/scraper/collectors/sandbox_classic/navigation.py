@@ -14,7 +14,6 @@ from urllib.parse import urljoin
 
 from services.scraper.collectors.sandbox_classic import pages
 from services.scraper.kit import CollectContext, Found, InterfaceChanged, LoginFailed, fetch_documents
-from services.scraper.kit.fetch import HttpReply
 from services.scraper.kit.forms import submission
 from services.scraper.kit.http import page_text
 
@@ -22,31 +21,35 @@ from services.scraper.kit.http import page_text
 MAX_PAGES = 500
 
 
-async def _log_in(ctx: CollectContext) -> HttpReply:
-    """Log in; returns the page the portal lands on (the first list page)."""
+async def _log_in(ctx: CollectContext) -> tuple[str, str]:
+    """Log in; returns the page the portal lands on (the first list page): its URL and HTML."""
     login_url = urljoin(ctx.base_url, "login")
-    html = page_text(await ctx.http.get(login_url), login_url)
+    shown = await ctx.http.get(login_url)
+    html = page_text(shown, login_url)
     if not pages.has_login_form(html):
         raise InterfaceChanged("login form not found")
-    form = submission(html, login_url, "form#login-form [type=submit]",
-                      {"input[name=login]": ctx.login, "input[name=password]": ctx.password})
+    # Relative to where the form is (the login URL may redirect), in the page's encoding.
+    form = submission(html, shown.url, "form#login-form [type=submit]",
+                      {"input[name=login]": ctx.login, "input[name=password]": ctx.password}, charset=shown.charset)
     reply = await ctx.http.submit(form)
-    if pages.is_login_error(page_text(reply, form.url, accept=(401,))):
+    # Read once, 401 included: whatever that page says (a lock, terms...) the framework reads if the
+    # list is not there; a 401 taken for an expired session would send the password again.
+    landed = page_text(reply, form.url, accept=(401,))
+    if pages.is_login_error(landed):
         raise LoginFailed("the portal rejected the login or password")
-    return reply
+    return reply.url, landed
 
 
 async def collect(ctx: CollectContext) -> AsyncIterator[Found]:
-    reply = await _log_in(ctx)
+    page_url, html = await _log_in(ctx)
     ctx.mark_logged_in()
-    html = page_text(reply, reply.url)
     for _ in range(MAX_PAGES):
-        refs, next_url = pages.parse_invoice_list(html, reply.url)
+        refs, next_url = pages.parse_invoice_list(html, page_url)
         async for found in fetch_documents(ctx.http, [r for r in refs if r.number not in ctx.known_numbers]):
             yield found
         ctx.heartbeat()
         if next_url is None:
             return
         reply = await ctx.http.get(next_url)
-        html = page_text(reply, next_url)
+        page_url, html = reply.url, page_text(reply, next_url)
     raise InterfaceChanged(f"more than {MAX_PAGES} list pages")

@@ -12,6 +12,8 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
+from selectolax.lexbor import LexborNode
+
 from services.scraper.kit.collector import CollectContext, Found
 from services.scraper.kit.download import fetch_documents
 from services.scraper.kit.errors import InterfaceChanged, LoginFailed
@@ -22,6 +24,14 @@ from services.scraper.kit.recipe.model import Click, Fill, Goto, Recipe, SetCook
 from services.scraper.kit.recipe.rows import refs_from_rows
 
 _PLACEHOLDER = re.compile(r"\{(login|password)\}")
+# <meta http-equiv="refresh" content="0; url=/home">, as the HTML standard parses its content.
+_REFRESH = re.compile(r"\s*\d*(?:\.[\d.]*)?\s*[;,\s]\s*(?:url\s*=\s*)?(?P<q>['\"]?)(?P<url>.*?)(?P=q)?\s*$",
+                      re.IGNORECASE | re.DOTALL)
+_REFRESH_DELAY = re.compile(r"\s*(\d+)")
+# A page that refreshes to another one sooner than this is a step a browser goes through by itself
+# ("Redirection en cours..."); later than that, a person would be reading it.
+MAX_REFRESH_DELAY_S = 5
+MAX_REFRESHES = 5
 # Many portals answer a bad password with one of these: the recipe's failure selector tells.
 _LOGIN_STATUSES = (401, 403)
 _SUBMIT_TYPES = frozenset({"submit", "image"})
@@ -33,20 +43,58 @@ class Shown:
 
     url: str
     html: str
+    charset: str = "utf-8"  # the page's encoding: its forms are sent in it
 
     def has(self, selector: str) -> bool:
         return find(parse_html(self.html), selector) is not None
 
 
+def _in_noscript(node: LexborNode) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if parent.tag == "noscript":
+            return True  # what a browser running scripts never reads
+        parent = parent.parent
+    return False
+
+
+def refresh_target(html: str, url: str) -> str | None:
+    """Where a ``<meta http-equiv="refresh">`` sends a browser at once, if it does."""
+    for meta in parse_html(html).css("meta"):
+        if (meta.attributes.get("http-equiv") or "").strip().lower() != "refresh" or _in_noscript(meta):
+            continue
+        content = meta.attributes.get("content") or ""
+        delay = _REFRESH_DELAY.match(content)
+        target = _REFRESH.match(content)
+        where: str = target.group("url").strip() if target is not None else ""
+        if delay is None or int(delay.group(1)) > MAX_REFRESH_DELAY_S or not where:
+            return None  # late, or the same page again: nothing a collector should wait for
+        return urljoin(url, where)
+    return None
+
+
+async def _landed(ctx: CollectContext, shown: Shown, accept: tuple[int, ...]) -> Shown:
+    """The page a browser ends up on: refreshes to another page followed, as redirects are."""
+    for _ in range(MAX_REFRESHES):
+        target = refresh_target(shown.html, shown.url)
+        if target is None:
+            break
+        reply = await ctx.http.get(target)
+        shown = Shown(reply.url, page_text(reply, target, accept=accept), reply.charset)
+    return shown
+
+
 async def _open(ctx: CollectContext, url: str, *, logging_in: bool = False) -> Shown:
+    accept = _LOGIN_STATUSES if logging_in else ()
     reply = await ctx.http.get(url)
-    return Shown(reply.url, page_text(reply, url, accept=_LOGIN_STATUSES if logging_in else ()))
+    return await _landed(ctx, Shown(reply.url, page_text(reply, url, accept=accept), reply.charset), accept)
 
 
 async def _submit(ctx: CollectContext, shown: Shown, selector: str, fills: dict[str, str]) -> Shown:
-    form = submission(shown.html, shown.url, selector, fills)
+    form = submission(shown.html, shown.url, selector, fills, charset=shown.charset)
     reply = await ctx.http.submit(form)
-    return Shown(reply.url, page_text(reply, form.url, accept=_LOGIN_STATUSES))
+    landed = Shown(reply.url, page_text(reply, form.url, accept=_LOGIN_STATUSES), reply.charset)
+    return await _landed(ctx, landed, _LOGIN_STATUSES)
 
 
 async def _click(ctx: CollectContext, shown: Shown, selector: str, fills: dict[str, str]) -> Shown:
