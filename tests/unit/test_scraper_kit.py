@@ -122,3 +122,23 @@ def test_scrub_har_removes_the_password_from_requests(tmp_path: Path) -> None:
     assert scrub_har(har, {"sécret 1": "scrubbed-password"}) == 2
     text = har.read_text(encoding="utf-8")
     assert "cret" not in text and text.count("scrubbed-password") == 3
+
+
+def test_scrub_har_finds_the_password_in_json_bodies_and_headers(tmp_path: Path) -> None:
+    secret = 'pa"ss\\wörd'
+    har = tmp_path / "portal.har"
+    har.write_text(json.dumps({"log": {"entries": [
+        {"request": {"url": "https://p.test/api/login", "queryString": [], "headers": [],
+                     "postData": {"text": json.dumps({"login": "p", "password": secret}), "params": []}},
+         "response": {}},
+        {"request": {"url": "https://p.test/api/login2", "queryString": [], "headers": [],
+                     "postData": {"text": json.dumps({"password": secret}, ensure_ascii=False), "params": []}},
+         "response": {}},
+        {"request": {"url": "https://p.test/api/me", "queryString": [],
+                     "headers": [{"name": "X-Api-Key", "value": secret}]}, "response": {}},
+    ]}}), encoding="utf-8")
+    assert scrub_har(har, {secret: "scrubbed-password"}) == 3
+    entries = json.loads(har.read_text(encoding="utf-8"))["log"]["entries"]
+    assert json.loads(entries[0]["request"]["postData"]["text"])["password"] == "scrubbed-password"
+    assert json.loads(entries[1]["request"]["postData"]["text"])["password"] == "scrubbed-password"
+    assert entries[2]["request"]["headers"][0]["value"] == "scrubbed-password"

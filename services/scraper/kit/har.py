@@ -32,9 +32,11 @@ _SAFE_PLACEHOLDER = re.compile(r"[A-Za-z0-9._~-]+")
 
 
 def _variants(secret: str) -> list[str]:
-    # As typed, and as a URL or a form encodes it (UTF-8, or windows-1252 for older portals' forms).
+    # As typed, as a URL or a form encodes it (UTF-8, or windows-1252 for older portals' forms), and
+    # inside a JSON string (a script's login call: quotes, backslashes, maybe non-ASCII escaped).
     encoded = {quote_plus(secret, encoding=charset, errors="xmlcharrefreplace") for charset in ("utf-8", "cp1252")}
-    return sorted({secret, quote(secret, safe=""), *encoded}, key=len, reverse=True)
+    in_json = {json.dumps(secret, ensure_ascii=ascii_only)[1:-1] for ascii_only in (True, False)}
+    return sorted({secret, quote(secret, safe=""), *encoded, *in_json}, key=len, reverse=True)
 
 
 def _scrub_text(text: str, replacements: Mapping[str, str]) -> str:
@@ -60,6 +62,8 @@ def scrub_har(path: Path | str, replacements: Mapping[str, str]) -> int:
         request = entry["request"]
         before = json.dumps(request, sort_keys=True)
         request["url"] = _scrub_text(request["url"], replacements)
+        for item in request.get("headers", []):  # a collector's own header may carry a secret
+            item["value"] = _scrub_text(item["value"], replacements)
         for item in request.get("queryString", []):
             item["value"] = _scrub_text(item["value"], replacements)
         post = request.get("postData")
