@@ -8,8 +8,11 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, async_playwright
 
 from services.accounts.crypto import Keyring, new_key_entry
+from services.scraper.browser import launch_browser
 from shared.mongo import MongoClientLike
 from shared.natsserver import NatsServer, wait_jetstream_ready
 from tests.storage import container_url, open_test_mongo, storage_kind
@@ -53,3 +56,12 @@ def db_prefix() -> str:
 @pytest.fixture
 def keyring() -> Keyring:
     return Keyring.parse(new_key_entry("test1"))
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    """One Chromium for a whole test module, as a worker holds one (module-scoped event loop)."""
+    async with async_playwright() as playwright:
+        b = await launch_browser(playwright)
+        yield b
+        await b.close()

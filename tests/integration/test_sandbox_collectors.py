@@ -14,11 +14,10 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
 from sandbox import SandboxPortal, documents_for, start_portal
 from sandbox.faults import broken_numbers
-from services.scraper.browser import launch_browser
 from services.scraper.collectors import builtin_collectors
 from services.scraper.collectors.sandbox_twostep.recipe import RECIPE as TWOSTEP
 from services.scraper.kit import CollectContext, CollectedDocument, Collector, Found, InterfaceChanged, Manifest
@@ -58,14 +57,6 @@ async def portal() -> AsyncIterator[SandboxPortal]:
     p = await start_portal(today=TODAY, slow_s=0.3)
     yield p
     await p.close()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        b = await launch_browser(playwright)
-        yield b
-        await b.close()
 
 
 async def collect(browser: Browser, collector: Collector, url: str, login: str, password: str = "demo",

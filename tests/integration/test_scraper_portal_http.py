@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 from playwright.async_api import Error as PlaywrightError
 
 from sandbox import SandboxPortal, documents_for, start_portal
-from services.scraper.browser import launch_browser
 from services.scraper.classify import classify
 from services.scraper.collectors import builtin_collectors
 from services.scraper.kit import CollectContext, CollectedDocument, SupplierUnavailable
@@ -31,14 +30,6 @@ from shared.natsserver import free_port
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
 TODAY = date(2026, 3, 15)
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        b = await launch_browser(playwright)
-        yield b
-        await b.close()
 
 
 @pytest_asyncio.fixture(loop_scope="module")
