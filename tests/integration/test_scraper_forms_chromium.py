@@ -11,8 +11,8 @@ import pytest_asyncio
 from playwright.async_api import Browser, Page, Request, Route, async_playwright
 
 from services.scraper.browser import launch_browser
-from services.scraper.kit.fetch import HttpReply
 from services.scraper.kit.forms import submission
+from services.scraper.kit.reply import HttpReply
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 

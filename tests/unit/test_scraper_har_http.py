@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from services.scraper.kit.fetch import HttpReply
 from services.scraper.kit.har import HarRecorder, HarReplay, scrub_har
 from services.scraper.kit.portal_http import FORM_TYPE, PortalHttp
+from services.scraper.kit.reply import HttpReply
 
 BASE = "http://portal.test/app/"
 PDF = b"%PDF-1.4\n\x00\xff binary"

@@ -14,12 +14,12 @@ import pytest
 from services.scraper.collectors import builtin_collectors
 from services.scraper.diagnose import Diagnosis, diagnose
 from services.scraper.kit import CollectContext, CollectedDocument, Found, Manifest, SessionExpired
-from services.scraper.kit.fetch import HttpReply
 from services.scraper.kit.forms import submission
 from services.scraper.kit.har import HarRecorder, HarReplay
 from services.scraper.kit.http import page_text
 from services.scraper.kit.offline import har_session
 from services.scraper.kit.portal_http import FORM_TYPE, PortalHttp
+from services.scraper.kit.reply import HttpReply
 from services.scraper.kit.witness import Witness
 from services.scraper.runner import run_collection
 from shared.errors import CollectionErrorCode as C

@@ -24,9 +24,9 @@ from services.scraper.kit import (
     SessionExpired,
 )
 from services.scraper.kit.download import ACCEPT_PDF
-from services.scraper.kit.fetch import HttpReply
 from services.scraper.kit.har import HarReplay
 from services.scraper.kit.portal_http import PortalHttp
+from services.scraper.kit.reply import HttpReply
 from services.scraper.runner import MAX_LOGINS, run_collection
 from shared.errors import CollectionErrorCode as C
 

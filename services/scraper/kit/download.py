@@ -7,11 +7,12 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from playwright.async_api import Page
 
 from services.scraper.kit.errors import RateLimited, SessionExpired
-from services.scraper.kit.fetch import HttpReply, page_fetch_all
+from services.scraper.kit.fetch import page_fetch_all
 from services.scraper.kit.html import looks_like_login_page, page_facts
 from services.scraper.kit.http import retry_after_seconds
 from services.scraper.kit.invoice import CollectedDocument, InvoiceRef, MissingDocument
 from services.scraper.kit.portal_http import PortalHttp
+from services.scraper.kit.reply import HttpReply
 
 PDF_MAGIC = b"%PDF"
 # Documents fetched per round trip to the browser.

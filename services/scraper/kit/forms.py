@@ -21,7 +21,7 @@ from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from services.scraper.kit.errors import InterfaceChanged
-from services.scraper.kit.fetch import encoding_name
+from services.scraper.kit.reply import encoding_name
 
 _LISTED = "input, select, textarea, button"
 _NOT_SENT = frozenset({"submit", "button", "reset", "image"})
@@ -52,8 +52,9 @@ def form_body(fields: Sequence[tuple[str, str]], charset: str = "utf-8") -> str:
     return urlencode(list(fields), encoding=charset, errors="xmlcharrefreplace")
 
 
-def parse_html(html: str) -> LexborHTMLParser:
-    return LexborHTMLParser(html)
+def parse_html(html: str | LexborHTMLParser) -> LexborHTMLParser:
+    """A page's parsed document; one already parsed is taken as it is (no second parse)."""
+    return html if isinstance(html, LexborHTMLParser) else LexborHTMLParser(html)
 
 
 def find(document: LexborHTMLParser, selector: str) -> LexborNode | None:

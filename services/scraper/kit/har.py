@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from services.scraper.kit.fetch import HttpReply
+from services.scraper.kit.reply import HttpReply
 
 # Marks the entries of the page-less client, as Playwright marks its own API requests.
 API_REQUEST = "_apiRequest"

@@ -12,7 +12,7 @@ from services.scraper.kit.errors import (
     SessionExpired,
     SupplierUnavailable,
 )
-from services.scraper.kit.fetch import HttpReply
+from services.scraper.kit.reply import HttpReply
 
 # A portal asking for more than this is treated as asking for this: the scheduler backs off anyway.
 MAX_RETRY_AFTER_S = 7 * 24 * 3600.0

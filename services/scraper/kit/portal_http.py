@@ -21,9 +21,10 @@ from playwright._impl._errors import TargetClosedError  # raised by the public A
 from playwright.async_api import APIRequestContext
 from playwright.async_api import Error as PlaywrightError
 
-from services.scraper.kit.fetch import DEFAULT_TIMEOUT_MS, HttpReply
+from services.scraper.kit.fetch import DEFAULT_TIMEOUT_MS
 from services.scraper.kit.forms import FormSubmission, form_body
 from services.scraper.kit.har import HarRecorder, HarReplay
+from services.scraper.kit.reply import HttpReply, origin
 
 MAX_REDIRECTS = 20
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -32,25 +33,20 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 Observer = Callable[[HttpReply, Mapping[str, str]], None]
 
 
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
-
-
 def navigation_headers(referrer: str, url: str, method: str) -> dict[str, str]:
     """The ``Referer`` and ``Origin`` a browser sends when a page at ``referrer`` submits a form to
     ``url`` (default referrer policy, strict-origin-when-cross-origin). Portals check them against
     cross-site request forgery (Django refuses an HTTPS POST without a Referer)."""
     source, target = urlsplit(referrer), urlsplit(url)
-    same_origin = _origin(referrer) == _origin(url)
+    same_origin = origin(referrer) == origin(url)
     downgrade = source.scheme == "https" and target.scheme != "https"
     headers: dict[str, str] = {}
     if same_origin:
-        headers["Referer"] = f"{_origin(referrer)}{source.path or '/'}" + (f"?{source.query}" if source.query else "")
+        headers["Referer"] = f"{origin(referrer)}{source.path or '/'}" + (f"?{source.query}" if source.query else "")
     elif not downgrade:
-        headers["Referer"] = _origin(referrer) + "/"
+        headers["Referer"] = origin(referrer) + "/"
     if method == "POST":
-        headers["Origin"] = "null" if downgrade and not same_origin else _origin(referrer)
+        headers["Origin"] = "null" if downgrade and not same_origin else origin(referrer)
     return headers
 
 
@@ -112,7 +108,7 @@ class PortalHttp:
             if reply.status not in _REDIRECTS or not location:
                 return reply
             next_url = urljoin(reply.url, location)
-            if _origin(next_url) != _origin(url):
+            if origin(next_url) != origin(url):
                 # Fetch standard: credentials a caller set are not handed to another origin.
                 headers = _without(headers, "authorization")
             url = next_url

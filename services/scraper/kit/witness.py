@@ -17,7 +17,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page, Response
 
 from services.scraper.kit.download import ACCEPT_PDF
-from services.scraper.kit.fetch import HttpReply
+from services.scraper.kit.reply import HttpReply
 
 SNAPSHOT_TIMEOUT_S = 5.0
 
@@ -39,6 +39,11 @@ class Evidence:
     logged_in: bool = False
 
 
+def _failed(status: int) -> bool:
+    """An API answer that explains a failure on its own: pushed back, or the portal's fault."""
+    return status == 429 or status >= 500
+
+
 class Witness:
     def __init__(self) -> None:
         self._page: Page | None = None
@@ -47,7 +52,8 @@ class Witness:
         # An HTML page fetched since the last navigation (a list page read without navigating to
         # it, or any page read over HTTP): what the collector last looked at.
         self._fetched_page: Response | None = None
-        self._fetched_html: tuple[str, str] | None = None  # (url, html) from the page-less client
+        # The same from the page-less client; decoded only if a failure has to be explained.
+        self._fetched_reply: HttpReply | None = None
 
     def attach(self, page: Page) -> None:
         """Watch the collector's page (once it opens one)."""
@@ -65,7 +71,7 @@ class Witness:
         self._document = document
         self._api_errors.clear()
         self._fetched_page = None
-        self._fetched_html = None
+        self._fetched_reply = None
 
     def saw_http(self, reply: HttpReply, request_headers: Mapping[str, str]) -> None:
         """An exchange of the page-less client: an HTML answer is a page shown, like a navigation."""
@@ -76,8 +82,8 @@ class Witness:
         seen = HttpSeen(reply.url, reply.status, reply.headers.get("retry-after"))
         if "html" in reply.headers.get("content-type", ""):
             self._shown(seen)
-            self._fetched_html = (reply.url, reply.text())
-        elif reply.status == 429 or reply.status >= 500:
+            self._fetched_reply = reply
+        elif _failed(reply.status):
             self._api_errors.append(seen)
 
     def _seen(self, response: Response) -> None:
@@ -93,11 +99,11 @@ class Witness:
             return
         if request.resource_type not in ("xhr", "fetch") or request.headers.get("accept", "").startswith(ACCEPT_PDF):
             return
-        if response.status == 429 or response.status >= 500:
+        if _failed(response.status):
             self._api_errors.append(seen)
         if "html" in response.headers.get("content-type", ""):
             self._fetched_page = response
-            self._fetched_html = None
+            self._fetched_reply = None
 
     async def _page_html(self, page: Page) -> str:
         for _ in range(2):  # refused while a navigation is under way: let it settle once
@@ -114,8 +120,8 @@ class Witness:
                         logged_in=logged_in)
 
     async def _last_shown(self) -> tuple[str, str]:
-        if self._fetched_html is not None:
-            return self._fetched_html
+        if self._fetched_reply is not None:
+            return self._fetched_reply.url, self._fetched_reply.text()
         if self._fetched_page is not None:
             try:
                 return self._fetched_page.url, await asyncio.wait_for(self._fetched_page.text(), SNAPSHOT_TIMEOUT_S)

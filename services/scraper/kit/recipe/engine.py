@@ -6,7 +6,6 @@ page when it needs scripts (``Recipe.over_http``); this module is the page side.
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, TypedDict
 from urllib.parse import urljoin
@@ -22,8 +21,6 @@ from services.scraper.kit.manifest import Manifest
 from services.scraper.kit.recipe.http_engine import collect_over_http
 from services.scraper.kit.recipe.model import Click, Fill, Goto, Recipe, SetCookie, Submit, Value, WaitFor
 from services.scraper.kit.recipe.rows import RawRow, refs_from_rows
-
-_PLACEHOLDER = re.compile(r"\{(login|password)\}")
 
 # Reads one list page in a single round trip to the browser: the page shown (drawn by the server or
 # by a script), or a page fetched and parsed without navigating to it (no rendering: much cheaper).
@@ -156,8 +153,7 @@ class RecipeCollector:
                 await page.click(step.selector)
             elif isinstance(step, Fill):
                 await self._require(page, step.selector)
-                await page.fill(step.selector, _PLACEHOLDER.sub(
-                    lambda m: ctx.login if m.group(1) == "login" else ctx.password, step.value))
+                await page.fill(step.selector, step.typed(ctx.login, ctx.password))
             elif isinstance(step, Submit):
                 await self._submit(page, step.selector)
                 if login.failure and await self._present(page, login.failure):

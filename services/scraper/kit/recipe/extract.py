@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from selectolax.lexbor import LexborNode
+from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from services.scraper.kit.forms import find, parse_html, text_of
 from services.scraper.kit.recipe.model import ListingRecipe, Value
@@ -40,7 +40,7 @@ def row_fields(listing: ListingRecipe) -> dict[str, Value]:
     return fields
 
 
-def read_list(html: str, listing: ListingRecipe, headers: Mapping[str, Value]) -> ListRead:
+def read_list(html: str | LexborHTMLParser, listing: ListingRecipe, headers: Mapping[str, Value]) -> ListRead:
     document = parse_html(html)
     container = find(document, listing.container)
     top = document.root

@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from functools import cached_property
 from urllib.parse import urljoin
 
-from selectolax.lexbor import LexborNode
+from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from services.scraper.kit.collector import CollectContext, Found
 from services.scraper.kit.download import fetch_documents
@@ -23,7 +24,6 @@ from services.scraper.kit.recipe.extract import read_list
 from services.scraper.kit.recipe.model import Click, Fill, Goto, Recipe, SetCookie, Submit, WaitFor
 from services.scraper.kit.recipe.rows import refs_from_rows
 
-_PLACEHOLDER = re.compile(r"\{(login|password)\}")
 # <meta http-equiv="refresh" content="0; url=/home">, as the HTML standard parses its content.
 _REFRESH = re.compile(r"\s*\d*(?:\.[\d.]*)?\s*[;,\s]\s*(?:url\s*=\s*)?(?P<q>['\"]?)(?P<url>.*?)(?P=q)?\s*$",
                       re.IGNORECASE | re.DOTALL)
@@ -45,8 +45,13 @@ class Shown:
     html: str
     charset: str = "utf-8"  # the page's encoding: its forms are sent in it
 
+    @cached_property
+    def document(self) -> LexborHTMLParser:
+        """Parsed once, however many selectors a login step looks for on it."""
+        return parse_html(self.html)
+
     def has(self, selector: str) -> bool:
-        return find(parse_html(self.html), selector) is not None
+        return find(self.document, selector) is not None
 
 
 def _in_noscript(node: LexborNode) -> bool:
@@ -58,7 +63,7 @@ def _in_noscript(node: LexborNode) -> bool:
     return False
 
 
-def refresh_target(html: str, url: str) -> str | None:
+def refresh_target(html: str | LexborHTMLParser, url: str) -> str | None:
     """Where a ``<meta http-equiv="refresh">`` sends a browser at once, if it does."""
     for meta in parse_html(html).css("meta"):
         if (meta.attributes.get("http-equiv") or "").strip().lower() != "refresh" or _in_noscript(meta):
@@ -76,7 +81,7 @@ def refresh_target(html: str, url: str) -> str | None:
 async def _landed(ctx: CollectContext, shown: Shown, accept: tuple[int, ...]) -> Shown:
     """The page a browser ends up on: refreshes to another page followed, as redirects are."""
     for _ in range(MAX_REFRESHES):
-        target = refresh_target(shown.html, shown.url)
+        target = refresh_target(shown.document, shown.url)
         if target is None:
             break
         reply = await ctx.http.get(target)
@@ -98,7 +103,7 @@ async def _submit(ctx: CollectContext, shown: Shown, selector: str, fills: dict[
 
 
 async def _click(ctx: CollectContext, shown: Shown, selector: str, fills: dict[str, str]) -> Shown:
-    element = find(parse_html(shown.html), selector)
+    element = find(shown.document, selector)
     if element is None:
         raise InterfaceChanged(f"element {selector!r} not found at {shown.url}")
     href = element.attributes.get("href")
@@ -124,8 +129,7 @@ async def _log_in(recipe: Recipe, ctx: CollectContext) -> Shown:
         elif isinstance(step, Fill):
             if not shown.has(step.selector):
                 raise InterfaceChanged(f"element {step.selector!r} not found at {shown.url}")
-            fills[step.selector] = _PLACEHOLDER.sub(
-                lambda m: ctx.login if m.group(1) == "login" else ctx.password, step.value)
+            fills[step.selector] = step.typed(ctx.login, ctx.password)
         elif isinstance(step, Submit):
             shown, fills = await _submit(ctx, shown, step.selector, fills), {}
             if login.failure and shown.has(login.failure):
@@ -150,7 +154,7 @@ async def collect_over_http(recipe: Recipe, ctx: CollectContext) -> AsyncGenerat
     if shown.url != first:
         shown = await _open(ctx, first)
     for _ in range(listing.max_pages):
-        found = read_list(shown.html, listing, recipe.download.headers)
+        found = read_list(shown.document, listing, recipe.download.headers)
         if not found.container:
             raise InterfaceChanged(f"list {listing.container!r} not found at {shown.url}")
         headers = {name: value for name, value in found.headers.items() if value}

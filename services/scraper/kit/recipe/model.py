@@ -7,6 +7,7 @@ with ``Recipe.model_validate_json``; ``Recipe.model_json_schema()`` documents ev
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -15,6 +16,7 @@ from services.scraper.kit.invoice import DocumentKind
 from services.scraper.kit.manifest import Manifest
 
 PLACEHOLDERS = ("{login}", "{password}")
+_PLACEHOLDER = re.compile(r"\{(login|password)\}")
 
 
 class _Strict(BaseModel):
@@ -43,6 +45,10 @@ class Fill(_Strict):
     action: Literal["fill"] = "fill"
     selector: str
     value: str
+
+    def typed(self, login: str, password: str) -> str:
+        """The text typed for this account."""
+        return _PLACEHOLDER.sub(lambda m: login if m.group(1) == "login" else password, self.value)
 
 
 class Submit(_Strict):
