@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from aiohttp import web
 
 from sandbox.faults import ACCOUNT_SIDE, SESSION_BUDGET, Fault, fault_of
 
@@ -56,6 +59,16 @@ class Sessions:
                 del self._by_token[session.token]
                 return None
             session.budget -= 1
+        return session
+
+    def require(self, token: str | None, login_url: str, step_url: Callable[[Fault], str]) -> Session:
+        """The logged-in pharmacy's session for a page of its own, or a redirect: to the login page
+        once the session is gone, or to what the account must clear first (``step_url``)."""
+        session = self.use(token)
+        if session is None:
+            raise web.HTTPFound(login_url)
+        if session.blocker is not None:
+            raise web.HTTPFound(step_url(session.blocker))
         return session
 
     def close(self, token: str | None) -> None:

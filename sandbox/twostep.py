@@ -155,12 +155,9 @@ def _password_page(request: web.Request, identifier: str, *, error: bool = False
 
 
 def _session(request: web.Request) -> Session:
-    session = request.app[_SESSIONS].use(request.cookies.get(COOKIE))
-    if session is None:
-        raise web.HTTPFound(_url(request, "login"))
-    if session.blocker is not None:
-        raise web.HTTPFound(_url(request, "account_step", step=session.blocker.value))
-    return session
+    """The logged-in pharmacy's session, or a redirect to the login page (or to what blocks it)."""
+    return request.app[_SESSIONS].require(request.cookies.get(COOKIE), _url(request, "login"),
+                                          lambda fault: _url(request, "account_step", step=fault.value))
 
 
 async def _root(request: web.Request) -> web.Response:

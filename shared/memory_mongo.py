@@ -62,7 +62,7 @@ _filter_applies: Callable[[Mapping[str, Any], Mapping[str, Any]], bool] = _mm_fi
 _get_value_by_dot: Callable[[Mapping[str, Any], str], Any] = _mm_helpers.get_value_by_dot
 
 # Values ``_aware`` returns as they are.
-_SCALARS = frozenset({str, int, float, bool, type(None), bytes})
+_SCALARS = memory_mongo_fast.SCALARS
 
 
 def _aware(value: Any) -> Any:

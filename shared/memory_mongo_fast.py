@@ -40,7 +40,7 @@ from pymongo.results import BulkWriteResult
 
 from shared.memory_mongo_match import is_mapping, matches
 
-__all__ = ["install"]
+__all__ = ["SCALARS", "install"]
 
 Document = dict[str, Any]
 
@@ -51,7 +51,7 @@ _set_updater: Callable[..., None] = _mm_set_updater
 _copy_field: Callable[[Any, type], Any] = _mm_copy_field
 
 # Values that every conversion below returns as they are.
-_SCALARS = frozenset({str, int, float, bool, type(None), bytes})
+SCALARS = frozenset({str, int, float, bool, type(None), bytes})
 
 # --- datetimes ----------------------------------------------------------------------------------
 # mongomock-ng converts every document written or read, and every filter, with two recursive helpers.
@@ -64,12 +64,12 @@ _aware_utc_slow: Callable[[Any], Any] = _mm_helpers.make_datetime_timezone_aware
 def _naive_ms(value: Any) -> Any:
     """What MongoDB stores: datetimes naive UTC, truncated to milliseconds (copies dicts and lists)."""
     kind = type(value)
-    if kind in _SCALARS:
+    if kind in SCALARS:
         return value
     if kind is dict:  # scalars inline: most values are, and a call for each costs more than the copy
-        return {key: item if type(item) in _SCALARS else _naive_ms(item) for key, item in value.items()}
+        return {key: item if type(item) in SCALARS else _naive_ms(item) for key, item in value.items()}
     if kind is list:
-        return [item if type(item) in _SCALARS else _naive_ms(item) for item in value]
+        return [item if type(item) in SCALARS else _naive_ms(item) for item in value]
     if kind is dt.datetime:  # as mongomock-ng does
         mongo_us = (value.microsecond // 1000) * 1000
         if value.tzinfo:
@@ -81,12 +81,12 @@ def _naive_ms(value: Any) -> Any:
 def _aware_utc(value: Any) -> Any:
     """What a ``tz_aware`` client reads: stored datetimes with UTC attached (copies dicts and lists)."""
     kind = type(value)
-    if kind in _SCALARS:
+    if kind in SCALARS:
         return value
     if kind is dict:
-        return {key: item if type(item) in _SCALARS else _aware_utc(item) for key, item in value.items()}
+        return {key: item if type(item) in SCALARS else _aware_utc(item) for key, item in value.items()}
     if kind is list:
-        return [item if type(item) in _SCALARS else _aware_utc(item) for item in value]
+        return [item if type(item) in SCALARS else _aware_utc(item) for item in value]
     return _aware_utc_slow(value)
 
 
@@ -176,7 +176,7 @@ def _flag(value: Any) -> bool:
 
 def _copy_value(value: Any) -> Any:
     """A copy of a field's value as mongomock-ng makes it (immutable values are returned as they are)."""
-    if type(value) in _SCALARS or type(value) is dt.datetime:
+    if type(value) in SCALARS or type(value) is dt.datetime:
         return value
     return _copy_field(value, dict)
 
