@@ -5,33 +5,16 @@ corrected, the account recovers, and exactly one recovery notice follows."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from sandbox.portal import SandboxPortal, start_portal
-from services.accounts.crypto import Keyring
 from shared.subjects import Api
 from tests.integration.helpers import eventually
-from tests.notifier_harness import FullPlatform, full_platform
+from tests.notifier_harness import FullPlatform
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 TENANT = "pharmacie-du-port"
-
-
-@pytest.fixture
-async def portal() -> AsyncIterator[SandboxPortal]:
-    p = await start_portal()
-    yield p
-    await p.close()
-
-
-@pytest.fixture
-async def platform(nats_url: str, mongodb_url: str | None, db_prefix: str, keyring: Keyring,
-                   portal: SandboxPortal) -> AsyncIterator[FullPlatform]:
-    async with full_platform(nats_url, mongodb_url, db_prefix, keyring, portal.url) as p:
-        yield p
 
 
 async def _status(p: FullPlatform, account_id: str, wanted: str) -> dict[str, Any] | None:

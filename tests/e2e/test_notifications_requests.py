@@ -5,13 +5,11 @@ exactly one "available" notification, whose words are enough to activate it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from sandbox.portal import SandboxPortal, start_portal
-from services.accounts.crypto import Keyring
+from sandbox.portal import SandboxPortal
 from services.scraper.app import build as build_scraper
 from services.scraper.collectors import builtin_collectors
 from services.scraper.collectors.sandbox_classic import SandboxClassicCollector
@@ -19,7 +17,7 @@ from services.scraper.kit import Manifest
 from shared.settings import ScraperSettings
 from shared.subjects import Api
 from tests.integration.helpers import eventually
-from tests.notifier_harness import FullPlatform, full_platform
+from tests.notifier_harness import FullPlatform
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -32,20 +30,6 @@ GILBERT = Manifest(id="sandbox-gilbert", name="Gilbert — espace pharmacie", su
 class GilbertCollector(SandboxClassicCollector):
     def __init__(self) -> None:
         self.manifest = GILBERT
-
-
-@pytest.fixture
-async def portal() -> AsyncIterator[SandboxPortal]:
-    p = await start_portal()
-    yield p
-    await p.close()
-
-
-@pytest.fixture
-async def platform(nats_url: str, mongodb_url: str | None, db_prefix: str, keyring: Keyring,
-                   portal: SandboxPortal) -> AsyncIterator[FullPlatform]:
-    async with full_platform(nats_url, mongodb_url, db_prefix, keyring, portal.url) as p:
-        yield p
 
 
 async def _available_notices(p: FullPlatform, tenant: str) -> list[dict[str, Any]] | None:

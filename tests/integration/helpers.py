@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
+
+from shared.client import ApiClient
+from shared.runtime import ServiceRuntime
 
 T = TypeVar("T")
 
@@ -20,6 +24,24 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], *, timeout: float
             return last
         await asyncio.sleep(every)
     raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
+
+
+@asynccontextmanager
+async def services_running(runtimes: Sequence[ServiceRuntime], nats_url: str) -> AsyncIterator[ApiClient]:
+    """Start the services in order, give an API client, stop them in reverse order however it ends."""
+    started: list[ServiceRuntime] = []
+    client: ApiClient | None = None
+    try:
+        for rt in runtimes:
+            await rt.start()
+            started.append(rt)
+        client = await ApiClient.connect(nats_url)
+        yield client
+    finally:
+        if client is not None:
+            await client.close()
+        for rt in reversed(started):
+            await rt.stop()
 
 
 class LoopThread:

@@ -24,7 +24,7 @@ from shared.mongo import make_mongo_client
 from shared.runtime import ServiceRuntime
 from shared.settings import AccountsSettings, SchedulerSettings, ScraperSettings
 from shared.subjects import INVOICE_BUCKET, Api, collect_job
-from tests.integration.helpers import eventually
+from tests.integration.helpers import eventually, services_running
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -45,19 +45,14 @@ async def platform(nats_url: str, mongodb_url: str | None, db_prefix: str, keyri
         build_scheduler(SchedulerSettings(**common)),
         build_scraper(ScraperSettings(**common, sandbox_url=portal.url, concurrency=2)),
     ]
-    for rt in runtimes:
-        await rt.start()
-    client = await ApiClient.connect(nats_url)
+    async with services_running(runtimes, nats_url) as client:
 
-    async def catalog_ready() -> bool:
-        reply = await client.call(Api.ACCOUNTS_CATALOG, {"tenant_id": "x"})
-        return any(c["id"] == "sandbox-classic" for c in reply["collectors"])
+        async def catalog_ready() -> bool:
+            reply = await client.call(Api.ACCOUNTS_CATALOG, {"tenant_id": "x"})
+            return any(c["id"] == "sandbox-classic" for c in reply["collectors"])
 
-    await eventually(catalog_ready, what="the sandbox collector in the catalog")
-    yield client
-    await client.close()
-    for rt in reversed(runtimes):
-        await rt.stop()
+        await eventually(catalog_ready, what="the sandbox collector in the catalog")
+        yield client
 
 
 async def _account(client: ApiClient, tenant: str, account_id: str) -> dict[str, Any]:

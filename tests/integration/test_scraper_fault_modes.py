@@ -28,7 +28,7 @@ from shared.client import ApiClient
 from shared.runtime import ServiceRuntime
 from shared.settings import AccountsSettings, SchedulerSettings, ScraperSettings
 from shared.subjects import Api
-from tests.integration.helpers import eventually
+from tests.integration.helpers import eventually, services_running
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -73,13 +73,8 @@ async def platform(nats_url: str, mongodb_url: str | None, db_prefix: str, keyri
         build_scheduler(SchedulerSettings(**common)),
         build_scraper(ScraperSettings(**common, sandbox_url=portal.url, concurrency=6, page_timeout_s=5.0)),
     ]
-    for rt in runtimes:
-        await rt.start()
-    client = await ApiClient.connect(nats_url)
-    yield client
-    await client.close()
-    for rt in reversed(runtimes):
-        await rt.stop()
+    async with services_running(runtimes, nats_url) as client:
+        yield client
 
 
 async def test_every_fault_mode_on_every_portal_style_ends_with_its_code(platform: ApiClient,

@@ -33,7 +33,7 @@ from shared.client import ApiClient
 from shared.runtime import ServiceRuntime
 from shared.settings import AccountsSettings, SchedulerSettings, ScraperSettings
 from shared.subjects import INVOICE_BUCKET, Api
-from tests.integration.helpers import eventually
+from tests.integration.helpers import eventually, services_running
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -63,13 +63,8 @@ async def platform(nats_url: str, mongodb_url: str | None, db_prefix: str, keyri
     common: dict[str, Any] = {"nats_url": nats_url, "mongodb_url": mongodb_url, "db_prefix": db_prefix}
     runtimes: list[ServiceRuntime] = [build_accounts(AccountsSettings(**common), keyring=keyring),
                                       build_scheduler(SchedulerSettings(**common))]
-    for rt in runtimes:
-        await rt.start()
-    client = await ApiClient.connect(nats_url)
-    yield client
-    await client.close()
-    for rt in reversed(runtimes):
-        await rt.stop()
+    async with services_running(runtimes, nats_url) as client:
+        yield client
 
 
 def start_worker_process(nats_url: str, mongodb_url: str | None, db_prefix: str, portal: SandboxPortal,
