@@ -162,8 +162,12 @@ class ChaosPlatform:
         deadline = time.monotonic() + 30
         while not port_open(sandbox_port) and time.monotonic() < deadline:  # noqa: ASYNC110 (another process)
             await asyncio.sleep(0.1)
+        async def expected_outage(_: Exception) -> None:  # the suite kills nats-server on purpose
+            return None
+
         self.nc = await nats.connect(self.nats.url, name="chaos", inbox_prefix=inbox_prefix("cli"),
-                                     max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+                                     max_reconnect_attempts=-1, reconnect_time_wait=0.2,
+                                     error_cb=expected_outage)
         for service in SERVICES:
             await self.wait_answers(service, timeout=60)
 
