@@ -18,6 +18,11 @@ Faithfulness notes:
   only, not against the one being written; ``_ensure_uniques`` below corrects that.
 * Reads and writes by ``_id`` (most of what repositories do) take fast paths that keep mongomock-ng's
   results and errors (``shared.memory_mongo_fast``); so does reading a cursor (``_cursor_next``).
+
+Given a ``DurableServerStore`` (``shared.durable_store``), the same client is the durable embedded
+store: each operation, once applied in memory, journals what it changed and returns only when that is
+on disk (so an operation then suspends while the journal is fsynced, and others may run meanwhile).
+Without one, nothing suspends and nothing is kept.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from pymongo.results import (
 )
 
 from shared import memory_mongo_fast
+from shared.durable_store import DurableServerStore
 
 __all__ = [
     "InMemoryCollection",
@@ -135,10 +141,16 @@ _MockCursor.next = _cursor_next
 
 
 class _Wrapper:
-    """Holds the mongomock-ng object that a facade class forwards to."""
+    """Holds the mongomock-ng object that a facade class forwards to, and the durable store if any."""
 
-    def __init__(self, sync: Any) -> None:
+    def __init__(self, sync: Any, durable: DurableServerStore | None = None) -> None:
         self._sync = sync
+        self._durable = durable
+
+    async def _commit(self) -> None:
+        """On the durable store: return once what was just done (and everything before) is on disk."""
+        if self._durable is not None:
+            await self._durable.commit()
 
 
 class _Forward(Generic[_R]):
@@ -166,11 +178,17 @@ class _Forward(Generic[_R]):
         if instance is None:
             return self
         method = getattr(instance._sync, self._name)
+        durable = instance._durable
 
         async def forward(*args: Any, **kwargs: Any) -> _R:
             kwargs.pop("session", None)
-            result: _R = _aware(method(*args, **kwargs))
-            return result
+            if durable is None:
+                result: _R = _aware(method(*args, **kwargs))
+                return result
+            try:
+                return _aware(method(*args, **kwargs))  # type: ignore[no-any-return]
+            finally:  # a write that failed part way (a bulk's duplicate key) keeps what it did
+                await durable.commit()
 
         forward.__name__ = forward.__qualname__ = self._name
         return forward
@@ -179,8 +197,8 @@ class _Forward(Generic[_R]):
 class InMemoryCursor(_Wrapper):
     """Async cursor over a mongomock-ng cursor (``find``) or command cursor (``aggregate``...)."""
 
-    def __init__(self, sync: Any) -> None:
-        super().__init__(sync)
+    def __init__(self, sync: Any, durable: DurableServerStore | None = None) -> None:
+        super().__init__(sync, durable)
         self._started = False
 
     def _option(self, name: str, *args: Any) -> Self:
@@ -206,11 +224,15 @@ class InMemoryCursor(_Wrapper):
         return self
 
     async def __anext__(self) -> Document:
+        first = not self._started
         self._started = True
         try:
             doc: Document = _aware(next(self._sync))
         except StopIteration:
             raise StopAsyncIteration from None
+        finally:
+            if first:  # a read expires TTL documents, and must not return what could still be lost
+                await self._commit()
         return doc
 
     async def next(self) -> Document:
@@ -224,6 +246,7 @@ class InMemoryCursor(_Wrapper):
             docs.append(doc)
             if length is not None and len(docs) >= length:
                 break
+        await self._commit()
         return docs
 
     async def close(self) -> None:
@@ -264,7 +287,7 @@ class InMemoryCollection(_Wrapper):
     drop = _Forward[None]()
 
     def __init__(self, sync: Any, database: InMemoryDatabase) -> None:
-        super().__init__(sync)
+        super().__init__(sync, database._durable)
         self._database = database
 
     @property
@@ -281,14 +304,17 @@ class InMemoryCollection(_Wrapper):
         return self._database
 
     def find(self, *args: Any, session: Any = None, **kwargs: Any) -> InMemoryCursor:
-        return InMemoryCursor(self._sync.find(*args, **kwargs))
+        return InMemoryCursor(self._sync.find(*args, **kwargs), self._durable)
 
     async def aggregate(self, pipeline: list[Mapping[str, Any]], **kwargs: Any) -> InMemoryCursor:
         kwargs.pop("session", None)
-        return InMemoryCursor(self._sync.aggregate(pipeline, **kwargs))
+        try:
+            return InMemoryCursor(self._sync.aggregate(pipeline, **kwargs), self._durable)
+        finally:  # $out, $merge
+            await self._commit()
 
     async def list_indexes(self, session: Any = None, **kwargs: Any) -> InMemoryCursor:
-        return InMemoryCursor(self._sync.list_indexes())
+        return InMemoryCursor(self._sync.list_indexes(), self._durable)
 
 
 class InMemoryDatabase(_Wrapper):
@@ -298,7 +324,7 @@ class InMemoryDatabase(_Wrapper):
     list_collection_names = _Forward[list[str]]()
 
     def __init__(self, sync: Any, client: InMemoryMongoClient) -> None:
-        super().__init__(sync)
+        super().__init__(sync, client._durable)
         self._client = client
 
     @property
@@ -323,13 +349,17 @@ class InMemoryDatabase(_Wrapper):
         return self.get_collection(name)
 
     async def create_collection(self, name: str, session: Any = None, **kwargs: Any) -> InMemoryCollection:
-        return InMemoryCollection(self._sync.create_collection(name, **kwargs), self)
+        try:
+            return InMemoryCollection(self._sync.create_collection(name, **kwargs), self)
+        finally:
+            await self._commit()
 
     async def drop_collection(
         self, name_or_collection: str | InMemoryCollection, session: Any = None
     ) -> None:
         name = name_or_collection if isinstance(name_or_collection, str) else name_or_collection.name
         self._sync.drop_collection(name)
+        await self._commit()
 
 
 class InMemorySession:
@@ -407,12 +437,23 @@ class InMemorySession:
 
 
 class InMemoryMongoClient(_Wrapper):
-    """The ``AsyncMongoClient`` subset, holding its data in memory for its whole lifetime."""
+    """The ``AsyncMongoClient`` subset, holding its data in memory for its whole lifetime; with a
+    ``DurableServerStore``, also on disk (the durable embedded store)."""
 
     list_database_names = _Forward[list[str]]()
 
-    def __init__(self) -> None:
-        super().__init__(mongomock_ng.MongoClient(tz_aware=True))
+    def __init__(self, durable: DurableServerStore | None = None) -> None:
+        super().__init__(mongomock_ng.MongoClient(tz_aware=True, _store=durable), durable)
+
+    @property
+    def durable(self) -> bool:
+        return self._durable is not None
+
+    def release(self) -> None:
+        """Close the durable store's files (everything acknowledged is on disk already); the client
+        must not be used afterwards. Nothing to do in memory."""
+        if self._durable is not None:
+            self._durable.close()
 
     def get_database(self, name: str | None = None, **options: Any) -> InMemoryDatabase:
         """``codec_options``, ``write_concern``... are accepted and ignored."""
@@ -429,6 +470,7 @@ class InMemoryMongoClient(_Wrapper):
     async def drop_database(self, name_or_database: str | InMemoryDatabase, session: Any = None) -> None:
         name = name_or_database if isinstance(name_or_database, str) else name_or_database.name
         self._sync.drop_database(name)
+        await self._commit()
 
     def start_session(self, *args: Any, **kwargs: Any) -> Any:
         """An ``InMemorySession``, typed ``Any`` so that code typed against ``MongoClientLike`` can pass it

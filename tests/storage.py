@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+from shared.durable_store import DurableServerStore
 from shared.memory_mongo import InMemoryMongoClient
 from shared.mongo import MongoClientLike, make_mongo_client
 
@@ -87,3 +88,13 @@ async def open_test_mongo() -> AsyncIterator[tuple[MongoClientLike, StorageKind]
         yield client, kind
     finally:
         await client.close()
+
+
+@asynccontextmanager
+async def open_durable_store(directory: Path) -> AsyncIterator[InMemoryMongoClient]:
+    """The durable embedded store in ``directory``, its files released on exit."""
+    client = InMemoryMongoClient(DurableServerStore(directory))
+    try:
+        yield client
+    finally:
+        client.release()

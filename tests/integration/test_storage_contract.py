@@ -1,7 +1,8 @@
 """Storage contract: the MongoDB behaviour the repositories rely on.
 
 Runs against whatever ``mongo_client`` gives: the in-memory stand-in here, a real MongoDB when
-``MONGODB_URL`` is set or a Docker engine answers. Both must pass the same assertions.
+``MONGODB_URL`` is set or a Docker engine answers; and, in every case, against the durable embedded
+store (``shared.durable_store``). All must pass the same assertions.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,6 +37,18 @@ from pymongo.results import (
 )
 
 from shared.mongo import MongoClientLike, is_in_memory
+from tests.storage import open_durable_store, open_test_mongo
+
+
+@pytest.fixture(params=["default", "durable"])
+async def mongo_client(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MongoClientLike]:
+    """The test run's database (see ``tests.storage``), then the durable embedded store."""
+    if request.param == "durable":
+        async with open_durable_store(tmp_path / "db") as durable:
+            yield durable
+        return
+    async with open_test_mongo() as (client, _kind):
+        yield client
 
 
 @pytest.fixture
