@@ -8,6 +8,7 @@ import asyncio
 import os
 import re
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,15 @@ from sandbox.portal import SandboxPortal, start_portal
 from services.accounts.crypto import Keyring, ensure_key_file
 from shared.client import ApiClient
 from shared.errors import RemoteApiError
+from shared.journal import StoreLocked
+from shared.mongo import (
+    EMBEDDED_SUBDIR,
+    MEMORY_URL,
+    is_memory_url,
+    release_embedded_store,
+    use_embedded_store,
+    use_in_memory,
+)
 from shared.natsserver import NatsServer, port_open, wait_jetstream_ready
 from shared.runtime import ServiceRuntime
 from shared.settings import (
@@ -61,17 +71,22 @@ class Platform:
     portal: SandboxPortal | None = None
     runtimes: list[ServiceRuntime] = field(default_factory=list)
     in_memory_db: bool = False
+    embedded_store: bool = False
 
     async def start(self) -> None:
         opts = self.options
         opts.data_dir.mkdir(parents=True, exist_ok=True)
         mongodb_url = opts.env.get("MONGODB_URL") or opts.env.get("COLLECTORS_MONGODB_URL")
-        self.in_memory_db = not mongodb_url
+        self.in_memory_db = is_memory_url(mongodb_url) or _truthy(opts.env.get("COLLECTORS_IN_MEMORY"))
         if self.in_memory_db:
-            self.say("[bold yellow]MongoDB: none configured (MONGODB_URL unset): using the IN-MEMORY "
-                     "stand-in. Accounts and invoices are lost when this process stops.[/]")
+            mongodb_url = MEMORY_URL
+            use_in_memory()
+            self.say("[bold yellow]MongoDB: the IN-MEMORY stand-in, as asked (COLLECTORS_IN_MEMORY or "
+                     "MONGODB_URL=memory://). Accounts and invoices are lost when this process stops.[/]")
+        elif mongodb_url:
+            self.say(f"MongoDB: {_redact_url(mongodb_url)}")
         else:
-            self.say(f"MongoDB: {_redact_url(mongodb_url or '')}")
+            self._open_embedded_store()
         self.nats_url = opts.env.get("NATS_URL") or opts.env.get("COLLECTORS_NATS_URL") or ""
         if self.nats_url:
             self.say(f"NATS: {_redact_url(self.nats_url)} (external)")
@@ -89,11 +104,28 @@ class Platform:
             await rt.start()
         self.say(f"Services up: {', '.join(rt.name for rt in self.runtimes)} — NATS {self.nats_url}")
 
+    def _open_embedded_store(self) -> None:
+        """The durable embedded store under the data dir, each service's database opened (loaded)
+        now, so that a data dir another process holds is refused before anything starts."""
+        started = time.perf_counter()
+        try:
+            client = use_embedded_store(self.options.data_dir)
+            names = Settings()  # the services' database names, as their own settings will read them
+            for service in SERVICES:
+                client.get_database(names.database_name(service))
+        except StoreLocked as exc:
+            release_embedded_store()
+            raise PlatformError(str(exc)) from None
+        self.embedded_store = True
+        self.say(f"MongoDB: none configured (MONGODB_URL unset): the durable embedded store in "
+                 f"{self.options.data_dir / EMBEDDED_SUBDIR} (loaded in {time.perf_counter() - started:.2f} s)")
+
     async def _start_embedded_nats(self) -> None:
         store = self.options.data_dir / "nats"
         if self.in_memory_db and store.exists():
             # JetStream state (jobs, events, invoice files) must not outlive the database that
-            # indexes it: with the in-memory stand-in both start empty, every time.
+            # indexes it: with the in-memory stand-in both start empty, every time. With the
+            # durable embedded store or MongoDB, both are kept.
             shutil.rmtree(store)
         if port_open(self.options.nats_port):
             raise PlatformError(
@@ -152,6 +184,9 @@ class Platform:
         if self.nats:
             self.nats.stop()
             self.nats = None
+        if self.embedded_store:  # every acknowledged write is on disk already
+            release_embedded_store()
+            self.embedded_store = False
 
 
 def build_runtimes_for_docs() -> list[ServiceRuntime]:
@@ -211,6 +246,10 @@ async def seed_demo(client: ApiClient, say: Say, timeout: float = 30.0) -> list[
         ids.append(created["id"])
         say(f"Demo account added: {collector_id} / {login}")
     return ids
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _redact_url(url: str) -> str:

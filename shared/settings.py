@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     # Default timeout of API requests made by the services and the CLI.
     request_timeout_s: float = 10.0
     data_dir: Path = Path("data")
+    # Without MONGODB_URL: keep nothing, in memory (said loudly), instead of the durable embedded
+    # store under data_dir. ``MONGODB_URL=memory://`` says the same.
+    in_memory: bool = False
 
     def database_name(self, service: str) -> str:
         return f"{self.db_prefix}_{service}"

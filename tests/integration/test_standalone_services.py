@@ -27,7 +27,8 @@ async def test_service_runs_alone(service: str, nats_url: str, db_prefix: str, t
     port = free_port()
     env = {**os.environ, "NATS_URL": nats_url, "COLLECTORS_HEALTH_PORT": str(port),
            "COLLECTORS_HEALTH_HOST": "127.0.0.1", "COLLECTORS_DB_PREFIX": db_prefix,
-           "COLLECTORS_CREDENTIAL_KEYS": new_key_entry("k1")}
+           "COLLECTORS_CREDENTIAL_KEYS": new_key_entry("k1"),
+           "COLLECTORS_DATA_DIR": str(tmp_path / "data")}  # the durable embedded store, without MONGODB_URL
     log = (tmp_path / "service.log").open("w")
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", f"services.{service}", env=env,
                                                 stdout=log, stderr=subprocess.STDOUT)
