@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
 import time
@@ -14,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from collectors import output
-from collectors.output import console, emit, err_console, fail, record, table
+from collectors.output import console, emit, err_console, fail, record, shown, table
 from shared.client import ApiClient
 from shared.errors import RemoteApiError
 from shared.subjects import INVOICE_BUCKET, SERVICES, Api
@@ -157,7 +158,7 @@ def asyncapi(
         sys.stdout.write(text + "\n")
     else:
         out.write_text(text + "\n", encoding="utf-8")
-        err_console.print(f"AsyncAPI document written to {out}")
+        err_console.print(f"AsyncAPI document written to {shown(out)}")
 
 
 @app.command()
@@ -251,7 +252,7 @@ def accounts_delete(
         typer.confirm(f"Permanently delete account {account_id}?", abort=True)
     data = _call(Api.ACCOUNTS_DELETE, {"tenant_id": tenant, "account_id": account_id, "lang": lang},
                  as_json, nats_url)
-    emit(data, as_json, lambda d: console.print(f"Account {d['id']} deleted."))
+    emit(data, as_json, lambda d: console.print(f"Account {shown(d['id'])} deleted."))
 
 
 # --- invoices --------------------------------------------------------------------------------
@@ -294,7 +295,7 @@ def invoices_download(
                 "sha256": meta["sha256"]}
 
     data = _run(as_json, nats_url, work)
-    emit(data, as_json, lambda d: console.print(f"{d['number']} → {d['path']} ({d['size']} bytes)"))
+    emit(data, as_json, lambda d: console.print(f"{shown(d['number'])} → {shown(d['path'])} ({d['size']} bytes)"))
 
 
 # --- requests --------------------------------------------------------------------------------
@@ -402,7 +403,7 @@ def keys_new(
     with os.fdopen(fd, "w") as fh:
         fh.write("\n".join([*comments, entry, *keys]) + "\n")
     os.replace(tmp, file)
-    err_console.print(f"Key {entry.split(':')[0]} added first to {file}; now run `collectors keys rotate`.")
+    err_console.print(f"Key {entry.split(':')[0]} added first to {shown(file)}; now run `collectors keys rotate`.")
 
 
 @keys_app.command("rotate")
@@ -411,11 +412,17 @@ def keys_rotate(as_json: JsonOpt = False, nats_url: NatsOpt = DEFAULT_NATS) -> N
     file first); afterwards older keys can be removed."""
     data = _run(as_json, nats_url, lambda c: c.call(Api.ACCOUNTS_ROTATE_KEYS, {}, timeout=600))
     emit(data, as_json, lambda d: console.print(
-        f"Re-encrypted {d['rotated']} credentials under key {d['key_id']} "
-        f"({d['already_current']} already were, {d['failed']} failed). Keys loaded: {', '.join(d['key_ids'])}."))
+        f"Re-encrypted {d['rotated']} credentials under key {shown(d['key_id'])} "
+        f"({d['already_current']} already were, {d['failed']} failed). "
+        f"Keys loaded: {shown(', '.join(d['key_ids']))}."))
 
 
 def main() -> None:
+    # nats-py's default error callback logs each failed connection attempt with its traceback
+    # (logger "nats"). With no logging configured, Python's last-resort handler printed those on
+    # stderr before the one line the CLI prints for "unavailable". A NullHandler stops only that
+    # fallback: where logging is configured (`collectors up`), the records still propagate to it.
+    logging.getLogger("nats").addHandler(logging.NullHandler())
     try:
         app()
     except KeyboardInterrupt:

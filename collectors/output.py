@@ -1,4 +1,10 @@
-"""How the CLI prints: rich tables for people, JSON for scripts, the API's error either way."""
+"""How the CLI prints: rich tables for people, JSON for scripts, the API's error either way.
+
+Whatever the platform sends back is data from outside (a supplier name a pharmacy typed, an invoice
+number a portal showed), possibly stored before the API refused control characters: it is printed
+through ``shown`` (people) or ``json_text`` (scripts), never as it is. A raw ESC could recolour,
+retitle or rewrite the operator's terminal, and a ``[`` could be taken for rich markup.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +15,11 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from shared.errors import RemoteApiError
+from shared.text import MULTILINE_ALLOWED, escape_hidden, json_escape
 
 # Piped output is read by grep and people's scripts: never cut a table to 80 columns there.
 console = Console() if sys.stdout.isatty() else Console(width=400)
@@ -21,9 +29,21 @@ EXIT_API_ERROR = 1
 EXIT_UNAVAILABLE = 3
 
 
+def shown(value: Any) -> str:
+    """A value from the platform as rich prints it: hidden characters as ``\\x1b``, markup escaped.
+    Line feeds and tabs stay (a multi-line comment)."""
+    return escape(escape_hidden(str(value), MULTILINE_ALLOWED))
+
+
+def json_text(data: Any) -> str:
+    """JSON for scripts: ``json.dumps`` escapes C0 controls but keeps DEL, C1 controls (\\x9b is a
+    CSI on some terminals), bidi overrides and lone surrogates raw; those become \\u escapes too."""
+    return escape_hidden(json.dumps(data, ensure_ascii=False, default=str), escape=json_escape)
+
+
 def emit(data: Any, as_json: bool, human: Callable[[Any], None]) -> None:
     if as_json:
-        sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+        sys.stdout.write(json_text(data) + "\n")
     else:
         human(data)
 
@@ -34,10 +54,10 @@ def fail(exc: RemoteApiError, as_json: bool) -> NoReturn:
     if exc.field:
         body["field"] = exc.field
     if as_json:
-        sys.stdout.write(json.dumps({"error": body}, ensure_ascii=False) + "\n")
+        sys.stdout.write(json_text({"error": body}) + "\n")
     else:
-        where = f" [{exc.field}]" if exc.field else ""
-        err_console.print(f"[red]Error ({code}){where}:[/] {exc.message}")
+        where = f" \\[{shown(exc.field)}]" if exc.field else ""  # a literal "[", not a markup tag
+        err_console.print(f"[red]Error ({shown(code)}){where}:[/] {shown(exc.message)}")
     raise typer.Exit(EXIT_UNAVAILABLE if code == "unavailable" else EXIT_API_ERROR)
 
 
@@ -65,7 +85,7 @@ def _cell(value: Any) -> str:
     if value is None:
         return "—"
     if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
+        return ", ".join(shown(v) for v in value)
     text = str(value)
     style = STATUS_STYLE.get(text)
-    return f"[{style}]{text}[/]" if style else text
+    return f"[{style}]{text}[/]" if style else shown(text)

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from shared.errors import CollectionErrorCode
 from shared.events import ID_PATTERN, TENANT_PATTERN, AccountStatus, Contract, RequestStatus
+from shared.text import multi_line, single_line
 
 Lang = Literal["fr", "en"]
 Tenant = Field(pattern=TENANT_PATTERN, description="Pharmacy (tenant) id")
 AnId = Field(pattern=ID_PATTERN)
+# Names, logins, URLs, emails and ids a caller writes: no control or invisible character (they would
+# reach a terminal or a page as they are). Comments and reasons may span lines. Passwords are never
+# shown and must reach the portal exactly as typed: they are not checked (shared/text.py).
+Line = Annotated[str, AfterValidator(single_line)]
+Text = Annotated[str, AfterValidator(multi_line)]
+
 
 
 class ErrorBody(Contract):
@@ -57,7 +64,7 @@ class CatalogReply(Contract):
 
 class CreateAccount(TenantRequest):
     collector_id: str = AnId
-    login: str = Field(max_length=320)
+    login: Line = Field(max_length=320)
     password: str = Field(repr=False, max_length=1024)
 
 
@@ -66,11 +73,11 @@ class AccountRef(TenantRequest):
 
 
 class ListAccounts(TenantRequest):
-    collector_id: str | None = None
+    collector_id: Line | None = None
 
 
 class UpdateCredentials(AccountRef):
-    login: str | None = Field(default=None, max_length=320)
+    login: Line | None = Field(default=None, max_length=320)
     password: str = Field(repr=False, max_length=1024)
 
 
@@ -124,7 +131,7 @@ class RevealedCredentials(Contract):
 
 
 class ListInvoices(TenantRequest):
-    account_id: str | None = None
+    account_id: Line | None = None
     limit: int = Field(default=1000, ge=1, le=10000)
 
 
@@ -156,8 +163,8 @@ class InvoiceListReply(Contract):
 
 
 class PrefsUpdate(TenantRequest):
-    emails: list[str] | None = None
-    webhook_url: str | None = None
+    emails: list[Line] | None = None
+    webhook_url: Line | None = None
     language: Lang | None = None
     # A new webhook signing secret replaces the old one at once (the old one stops verifying).
     rotate_webhook_secret: bool = False
@@ -205,9 +212,9 @@ class NotificationListReply(Contract):
 
 
 class CreateRequest(TenantRequest):
-    supplier: str = Field(min_length=1, max_length=200)
-    portal_url: str | None = Field(default=None, max_length=2000)
-    comment: str | None = Field(default=None, max_length=2000)
+    supplier: Line = Field(min_length=1, max_length=200)
+    portal_url: Line | None = Field(default=None, max_length=2000)
+    comment: Text | None = Field(default=None, max_length=2000)
 
 
 class ListRequests(Contract):
@@ -218,8 +225,8 @@ class ListRequests(Contract):
 class SetRequestStatus(Contract):
     request_id: str = AnId
     status: RequestStatus
-    collector_id: str | None = None
-    reason: str | None = Field(default=None, max_length=2000)
+    collector_id: Line | None = None
+    reason: Text | None = Field(default=None, max_length=2000)
 
 
 class CollectorRequestView(Contract):

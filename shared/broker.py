@@ -9,6 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
+from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
 from faststream.nats import JStream, NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
@@ -25,6 +26,7 @@ from shared.client import inbox_prefix, servers
 from shared.errors import ApiError, ApiErrorCode
 from shared.events import CollectJob, Event
 from shared.logging import get_logger
+from shared.payload import PayloadRefused, parse_object
 from shared.subjects import STREAMS
 
 log = get_logger("collectors.broker")
@@ -44,7 +46,20 @@ def make_broker(nats_url: str, client_name: str) -> NatsBroker:
         connect_timeout=5,
         logger=logging.getLogger(f"faststream.{client_name}"),
         graceful_timeout=15.0,
+        decoder=undecoded,
     )
+
+
+async def undecoded(msg: StreamMessage[Any]) -> bytes:
+    """FastStream's decoder for every subscriber of ours: the body as it came, parsed by the handler.
+
+    Every handler here reads the raw message and parses it itself, within limits (``api_handler``,
+    ``event_handler``, the job consumer, health reads nothing). FastStream's default decoder ran
+    ``json.loads`` on every body before any of them, and let RecursionError (a body nested 1,000 deep),
+    ValueError (an integer of 5,000 digits) and, under a JSON content-type header, any decoding error
+    escape: a request got no reply, an event no ack, and each logged a traceback.
+    """
+    return bytes(msg.body)
 
 
 def jetstream(broker: NatsBroker) -> JetStreamContext:
@@ -182,19 +197,16 @@ def api_handler(
     """Wrap a use case into a request handler whose every reply is a result or an error object.
 
     The raw message is parsed here, not by FastStream, so that malformed JSON or a hostile payload
-    gets a structured error instead of a timeout.
+    gets a structured error instead of a timeout, within the limits of ``shared.payload``.
     """
 
     async def handler(msg: NatsMessage) -> dict[str, Any]:
         try:
-            raw = json.loads(msg.body or b"{}")
-            if not isinstance(raw, dict):
-                return error_reply(ApiErrorCode.VALIDATION_ERROR, "payload must be a JSON object")
-            request = model.model_validate(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            if isinstance(exc, ValidationError):
-                return _validation_reply(exc)
-            return error_reply(ApiErrorCode.VALIDATION_ERROR, "payload is not valid JSON")
+            request = model.model_validate(parse_object(msg.body or b"{}"))
+        except PayloadRefused as exc:  # size, depth, encoding, not JSON, not an object
+            return error_reply(ApiErrorCode.VALIDATION_ERROR, exc.message)
+        except ValidationError as exc:
+            return _validation_reply(exc)
         try:
             result = await func(request)
         except ApiError as exc:
