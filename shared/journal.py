@@ -21,7 +21,7 @@ from typing import Any
 
 import bson
 
-__all__ = ["Journal", "StoreLocked", "frame", "lock_file", "read_frames", "write_atomically"]
+__all__ = ["Journal", "StoreLocked", "frame", "iter_frames", "lock_file", "read_frames", "write_atomically"]
 
 _HEADER = struct.Struct("<II")
 # A frame longer than this is taken for garbage (a torn length field), not read.
@@ -41,7 +41,14 @@ def frame(documents: Iterable[bytes]) -> bytes:
 def read_frames(data: bytes) -> tuple[list[list[dict[str, Any]]], int]:
     """The documents of each whole frame in ``data``, and how many bytes they span: reading stops
     at the first frame that is cut short or fails its checksum (a write torn by a crash)."""
-    frames: list[list[dict[str, Any]]] = []
+    ends: list[int] = []
+    frames = list(iter_frames(data, ends))
+    return frames, ends[-1] if ends else 0
+
+
+def iter_frames(data: bytes, ends: list[int] | None = None) -> Iterator[list[dict[str, Any]]]:
+    """``read_frames`` one frame at a time (a large snapshot is applied as it is decoded, not held
+    twice); ``ends`` gets the end offset of each frame read."""
     position = 0
     view = memoryview(data)
     while position + _HEADER.size <= len(data):
@@ -49,23 +56,15 @@ def read_frames(data: bytes) -> tuple[list[list[dict[str, Any]]], int]:
         start = position + _HEADER.size
         end = start + length
         if length > _MAX_FRAME or end > len(data) or zlib.crc32(view[start:end]) != crc:
-            break
+            return
         try:
-            frames.append(bson.decode_all(view[start:end]))
+            documents = bson.decode_all(view[start:end])
         except bson.errors.InvalidBSON:  # a checksum collision on garbage: stop as for a torn frame
-            break
+            return
         position = end
-    return frames, position
-
-
-def iter_file_frames(path: Path) -> Iterator[list[dict[str, Any]]]:
-    """The frames of a file (none if it does not exist)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return
-    frames, _ = read_frames(data)
-    yield from frames
+        if ends is not None:
+            ends.append(end)
+        yield documents
 
 
 def fsync_dir(path: Path) -> None:
