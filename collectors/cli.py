@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import logging
 import os
@@ -16,9 +18,10 @@ import typer
 
 from collectors import output
 from collectors.output import console, emit, err_console, fail, record, shown, table
+from shared.api import INVOICE_CHUNK_BYTES
 from shared.client import ApiClient
 from shared.errors import RemoteApiError
-from shared.subjects import INVOICE_BUCKET, SERVICES, Api
+from shared.subjects import SERVICES, Api
 
 app = typer.Typer(help="Supplier invoice collectors for pharmacies.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -280,19 +283,44 @@ def invoices_download(
     out: Annotated[Path, typer.Option("-o", "--output", help="File to write the PDF to.")],
     as_json: JsonOpt = False, nats_url: NatsOpt = DEFAULT_NATS,
 ) -> None:
-    """Write an invoice's PDF to a file."""
+    """Write an invoice's PDF to a file, checked against its SHA-256."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
     async def work(c: ApiClient) -> dict[str, Any]:
+        # Through the scraper's API, which checks the tenant: no client reads the Object Store.
         meta = await c.call(Api.SCRAPER_INVOICE_GET, {"tenant_id": tenant, "invoice_id": invoice_id})
-        store = await c.nc.jetstream().object_store(INVOICE_BUCKET)
-        result = await store.get(meta["object_key"])
-        data = result.data or b""
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(out.name + ".part")
-        tmp.write_bytes(data)
-        os.replace(tmp, out)
-        return {"id": meta["id"], "number": meta["number"], "path": str(out), "size": len(data),
-                "sha256": meta["sha256"]}
+        digest, written = hashlib.sha256(), 0
+        request: dict[str, Any] = {"tenant_id": tenant, "invoice_id": invoice_id, "offset": 0}
+        # A bar on a terminal only, and only once a file needs more than one chunk.
+        quiet = as_json or not err_console.is_terminal or meta["size"] <= INVOICE_CHUNK_BYTES
+        try:
+            with tmp.open("wb") as fh, Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                                                console=err_console, transient=True, disable=quiet) as bar:
+                task = bar.add_task(shown(meta["number"]), total=meta["size"])
+                while True:
+                    chunk = await c.call(Api.SCRAPER_INVOICE_DOWNLOAD, request)
+                    data = base64.b64decode(chunk["data"], validate=True)
+                    if chunk["offset"] != written or chunk["next_offset"] != written + len(data):
+                        raise RemoteApiError("integrity_error", "the download went out of order")
+                    fh.write(data)
+                    digest.update(data)
+                    written += len(data)
+                    bar.update(task, completed=written)
+                    if chunk["cursor"] is None:
+                        break
+                    if not data:
+                        raise RemoteApiError("integrity_error", "the download stopped moving forward")
+                    request = {**request, "offset": written, "cursor": chunk["cursor"]}
+            if written != chunk["size"] or digest.hexdigest() != chunk["sha256"]:
+                raise RemoteApiError("integrity_error", f"the downloaded file ({written} bytes) does not match "
+                                     f"its SHA-256 {chunk['sha256']}: not written")
+            os.replace(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return {"id": meta["id"], "number": meta["number"], "path": str(out), "size": written,
+                "sha256": chunk["sha256"]}
 
     data = _run(as_json, nats_url, work)
     emit(data, as_json, lambda d: console.print(f"{shown(d['number'])} → {shown(d['path'])} ({d['size']} bytes)"))
@@ -319,13 +347,16 @@ def requests_add(
 
 @requests_app.command("list")
 def requests_list(
-    tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="Only this pharmacy's.")] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="This pharmacy's requests.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every pharmacy's (operators).")] = False,
     status: Annotated[str | None, typer.Option(help="Only requests in this status.")] = None,
     as_json: JsonOpt = False, nats_url: NatsOpt = DEFAULT_NATS,
 ) -> None:
-    """Requests, most asked for first."""
+    """A pharmacy's requests (--tenant) or every pharmacy's (--all), most asked for first."""
+    if (tenant is not None) == every:
+        raise typer.BadParameter("pass --tenant T for a pharmacy's requests, or --all for every pharmacy's")
     payload = {k: v for k, v in {"tenant_id": tenant, "status": status}.items() if v}
-    data = _call(Api.REQUESTS_LIST, payload, as_json, nats_url)
+    data = _call(Api.REQUESTS_LIST_ALL if every else Api.REQUESTS_LIST, payload, as_json, nats_url)
     emit(data, as_json, lambda d: table(d["requests"], REQUEST_COLUMNS))
 
 

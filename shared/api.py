@@ -139,6 +139,29 @@ class InvoiceRef(TenantRequest):
     invoice_id: str = AnId
 
 
+# A downloaded chunk's bytes at most: base64 makes them 4/3 larger, and the reply must stay under
+# NATS's max_payload (1 MB by default and in deploy/nats).
+INVOICE_CHUNK_BYTES = 512 * 1024
+
+
+class DownloadInvoice(InvoiceRef):
+    """One chunk of an invoice's PDF from ``offset``; pass back the previous reply's ``cursor`` so
+    that the scraper resumes where it stopped instead of reading the file from its start again."""
+
+    offset: int = Field(default=0, ge=0)
+    cursor: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{1,64}:[0-9]{1,19}:[0-9]{1,19}$")
+
+
+class InvoiceChunk(Contract):
+    invoice_id: str
+    size: int = Field(description="Size of the whole file")
+    sha256: str = Field(description="SHA-256 (hex) of the whole file: check what you assembled")
+    offset: int
+    data: str = Field(description=f"Base64 of at most {INVOICE_CHUNK_BYTES} bytes from offset")
+    next_offset: int
+    cursor: str | None = Field(default=None, description="For the next request; none after the last chunk")
+
+
 class InvoiceView(Contract):
     id: str
     tenant_id: str
@@ -217,8 +240,15 @@ class CreateRequest(TenantRequest):
     comment: Text | None = Field(default=None, max_length=2000)
 
 
-class ListRequests(Contract):
-    tenant_id: str | None = Field(default=None, pattern=TENANT_PATTERN)
+class ListRequests(TenantRequest):
+    """The requests a pharmacy made (the tenant is required: every pharmacy's is ListAllRequests)."""
+
+    status: RequestStatus | None = None
+
+
+class ListAllRequests(Contract):
+    """Operators: every pharmacy's requests."""
+
     status: RequestStatus | None = None
 
 

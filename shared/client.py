@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 import nats
 from nats.aio.client import Client
@@ -12,8 +13,9 @@ from nats.errors import TimeoutError as NatsTimeout
 
 from shared.errors import RemoteApiError
 
-# The NATS user of the operators' CLI (deploy/nats): its replies come on inbox_prefix(CLI_USER).
-CLI_USER = "cli"
+# The CLI's NATS user when NATS_URL names none (deploy/nats: the operators' user); a URL that names a
+# user (nats://gateway:...@host) gets that user's inbox, the only one it may read.
+CLI_USER = "operator"
 
 
 def servers(url: str) -> list[str]:
@@ -23,6 +25,11 @@ def servers(url: str) -> list[str]:
     if not listed:
         raise ValueError("NATS_URL names no server")
     return listed
+
+
+def url_user(url: str) -> str | None:
+    """The NATS user named in ``NATS_URL`` (its first server's), if any."""
+    return urlsplit(servers(url)[0]).username or None
 
 
 def inbox_prefix(name: str) -> str:
@@ -48,8 +55,10 @@ class ApiClient:
 
     @classmethod
     async def connect(cls, url: str, timeout: float = 10.0, name: str = "collectors-cli",
-                      user: str = CLI_USER) -> ApiClient:
-        """``name`` labels the connection; ``user`` is the NATS user, whose inbox it must use."""
+                      user: str | None = None) -> ApiClient:
+        """``name`` labels the connection; ``user`` is the NATS user, whose inbox it must use (by
+        default the one ``url`` names, else CLI_USER)."""
+        user = user or url_user(url) or CLI_USER
         nc = await nats.connect(servers(url), name=name, connect_timeout=3, max_reconnect_attempts=2,
                                 allow_reconnect=False, inbox_prefix=inbox_prefix(user))
         return cls(nc, timeout)

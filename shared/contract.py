@@ -24,12 +24,14 @@ API: dict[str, tuple[type[BaseModel], type[BaseModel] | None]] = {
     Api.ACCOUNTS_ROTATE_KEYS: (api.RotateKeys, api.RotateKeysReply),
     Api.SCRAPER_INVOICES_LIST: (api.ListInvoices, api.InvoiceListReply),
     Api.SCRAPER_INVOICE_GET: (api.InvoiceRef, api.InvoiceView),
+    Api.SCRAPER_INVOICE_DOWNLOAD: (api.DownloadInvoice, api.InvoiceChunk),
     Api.NOTIFIER_PREFS_GET: (api.TenantRequest, api.Prefs),
     Api.NOTIFIER_PREFS_SET: (api.PrefsUpdate, api.Prefs),
     Api.NOTIFIER_HISTORY: (api.TenantRequest, api.NotificationListReply),
     Api.REQUESTS_CREATE: (api.CreateRequest, api.CollectorRequestView),
     Api.REQUESTS_LIST: (api.ListRequests, api.RequestListReply),
     Api.REQUESTS_SET_STATUS: (api.SetRequestStatus, api.CollectorRequestView),
+    Api.REQUESTS_LIST_ALL: (api.ListAllRequests, api.RequestListReply),
 }
 
 

@@ -40,6 +40,8 @@ class Api:
 
     SCRAPER_INVOICES_LIST = api("scraper", "invoices_list")
     SCRAPER_INVOICE_GET = api("scraper", "invoice_get")
+    # An invoice's PDF in chunks, checked against the tenant: nobody but the scraper reads the bucket.
+    SCRAPER_INVOICE_DOWNLOAD = api("scraper", "invoice_download")
 
     NOTIFIER_PREFS_GET = api("notifier", "prefs_get")
     NOTIFIER_PREFS_SET = api("notifier", "prefs_set")
@@ -48,6 +50,27 @@ class Api:
     REQUESTS_CREATE = api("requests", "create")
     REQUESTS_LIST = api("requests", "list")
     REQUESTS_SET_STATUS = api("requests", "set_status")
+    # Every pharmacy's requests: the team's view, not a pharmacy's (REQUESTS_LIST needs a tenant).
+    REQUESTS_LIST_ALL = api("requests", "list_all")
+
+
+# Who may call what; deploy/nats/permissions.py grants it and refuses to run while a subject a service
+# answers is in neither list. The web gateway (NATS user `gateway`) acts for one pharmacy at a time:
+# every tenant-facing request names its tenant (shared.api.TenantRequest). Operators (user `operator`,
+# the CLI) call the operator subjects and, to help a pharmacy, the tenant-facing ones. New operator
+# views (fleet, runs, dead letters) join OPERATOR_API.
+TENANT_API: tuple[str, ...] = (
+    Api.ACCOUNTS_CATALOG, Api.ACCOUNTS_CREATE, Api.ACCOUNTS_LIST, Api.ACCOUNTS_GET,
+    Api.ACCOUNTS_UPDATE_CREDENTIALS, Api.ACCOUNTS_RETRY, Api.ACCOUNTS_DELETE,
+    Api.SCRAPER_INVOICES_LIST, Api.SCRAPER_INVOICE_GET, Api.SCRAPER_INVOICE_DOWNLOAD,
+    Api.NOTIFIER_PREFS_GET, Api.NOTIFIER_PREFS_SET, Api.NOTIFIER_HISTORY,
+    Api.REQUESTS_CREATE, Api.REQUESTS_LIST,
+)
+OPERATOR_API: tuple[str, ...] = (
+    Api.ACCOUNTS_ROTATE_KEYS, Api.REQUESTS_SET_STATUS, Api.REQUESTS_LIST_ALL,
+)
+# Service to service only: reveal_credentials (the scraper's, design §6).
+INTERNAL_API: tuple[str, ...] = (Api.ACCOUNTS_REVEAL_CREDENTIALS,)
 
 
 def _evt(service: str, event: str) -> str:

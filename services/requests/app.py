@@ -25,6 +25,7 @@ def build(settings: Settings) -> ServiceRuntime:
         (Api.REQUESTS_CREATE, api.CreateRequest, service.create),
         (Api.REQUESTS_LIST, api.ListRequests, service.list),
         (Api.REQUESTS_SET_STATUS, api.SetRequestStatus, service.set_status),
+        (Api.REQUESTS_LIST_ALL, api.ListAllRequests, service.list_all),
     ]
     for subject, model, func in routes:
         serve_api(broker, subject, NAME, api_handler(model, func, service=NAME))  # type: ignore[arg-type]

@@ -20,10 +20,15 @@ log = get_logger("collectors.requests")
 MAX_ATTEMPTS = 5
 
 
-def to_view(doc: dict[str, Any]) -> api.CollectorRequestView:
+def to_view(doc: dict[str, Any], tenant_id: str | None = None) -> api.CollectorRequestView:
+    """A request as operators see it, or as pharmacy ``tenant_id`` does: a pharmacy learns how many
+    asked (votes), never which other pharmacies did."""
+    requesters = list(doc.get("requesters", []))
+    if tenant_id is not None:
+        requesters = [t for t in requesters if t == tenant_id]
     return api.CollectorRequestView(
         id=doc["_id"], supplier=doc["supplier"], portal_url=doc.get("portal_url"), status=doc["status"],
-        requesters=list(doc.get("requesters", [])), votes=doc.get("votes", 0),
+        requesters=requesters, votes=doc.get("votes", 0),
         collector_id=doc.get("collector_id"), reason=doc.get("reason"), created_at=doc["created_at"],
         updated_at=doc["updated_at"],
     )
@@ -55,7 +60,7 @@ class RequestsService:
             if existing:
                 mine = [d for d in existing if req.tenant_id in d.get("requesters", [])]
                 if mine:
-                    return to_view(mine[0])  # the same pharmacy asking again counts once
+                    return to_view(mine[0], req.tenant_id)  # the same pharmacy asking again counts once
                 doc = existing[0]
                 joined = await self.repo.add_requester(doc["_id"], req.tenant_id, now, comment)
                 if joined is None:
@@ -65,7 +70,7 @@ class RequestsService:
                     joined = await self.repo.get(joined["_id"]) or joined
                 log.info("request_joined", request_id=joined["_id"], tenant_id=req.tenant_id,
                          votes=joined["votes"])
-                return to_view(joined)
+                return to_view(joined, req.tenant_id)
             request_id = new_id()
             evt = RequestCreated(request_id=request_id, tenant_id=req.tenant_id, supplier=supplier,
                                  supplier_key=key, portal_url=portal_url, portal_domain=portal_domain,
@@ -83,11 +88,17 @@ class RequestsService:
                 continue  # another pharmacy asked at the same moment: join its request
             log.info("request_created", request_id=request_id, tenant_id=req.tenant_id, supplier_key=key)
             await self._flush(request_id)
-            return to_view(doc)
+            return to_view(doc, req.tenant_id)
         raise Conflict(api_message("changed", req.lang), field="supplier")
 
     async def list(self, req: api.ListRequests) -> api.RequestListReply:
+        """The requests this pharmacy made, most asked for first."""
         docs = await self.repo.list(req.tenant_id, req.status)
+        return api.RequestListReply(requests=[to_view(d, req.tenant_id) for d in docs])
+
+    async def list_all(self, req: api.ListAllRequests) -> api.RequestListReply:
+        """Every pharmacy's requests, most asked for first (operators)."""
+        docs = await self.repo.list(None, req.status)
         return api.RequestListReply(requests=[to_view(d) for d in docs])
 
     async def set_status(self, req: api.SetRequestStatus) -> api.CollectorRequestView:

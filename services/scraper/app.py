@@ -68,6 +68,8 @@ def build(settings: ScraperSettings, *, collectors: dict[str, Collector] | None 
               api_handler(api.ListInvoices, service.list_invoices, service=NAME))
     serve_api(broker, Api.SCRAPER_INVOICE_GET, NAME,
               api_handler(api.InvoiceRef, service.get_invoice, service=NAME))
+    serve_api(broker, Api.SCRAPER_INVOICE_DOWNLOAD, NAME,
+              api_handler(api.DownloadInvoice, service.download_invoice, service=NAME))
     # One message per fetch: the JobConsumer runs `concurrency` jobs at once and keeps each alive
     # with in-progress acks every heartbeat_s; a worker that dies stops sending them and its jobs
     # go to another one after ack_wait_s.

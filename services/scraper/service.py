@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
 from faststream.nats import NatsBroker
+from nats.js.errors import NotFoundError, ObjectNotFoundError
 
 from services.scraper.browsers import BrowserPool
+from services.scraper.downloads import read_slice
 from services.scraper.kit import CollectContext, CollectedDocument, Collector
 from services.scraper.kit.portal_http import PortalHttp
 from services.scraper.ledger import Ledger, object_key
 from services.scraper.runner import run_collection
 from shared import api
-from shared.broker import publish_event
+from shared.broker import jetstream, publish_event
 from shared.client import ApiClient
-from shared.errors import ApiErrorCode, CollectionErrorCode, NotFound, RemoteApiError
+from shared.errors import ApiErrorCode, CollectionErrorCode, NotFound, RemoteApiError, ValidationFailed
 from shared.events import (
     CollectionFailed,
     CollectionStarted,
@@ -169,9 +172,29 @@ class ScraperService:
         return api.InvoiceListReply(invoices=[self._view(d) for d in docs])
 
     async def get_invoice(self, req: api.InvoiceRef) -> api.InvoiceView:
+        return self._view(await self._ledger_entry(req))
+
+    async def _ledger_entry(self, req: api.InvoiceRef) -> dict[str, Any]:
+        # The tenant leads the lookup: another pharmacy's invoice is not found, as a missing one.
         doc = await self.ledger.get(req.tenant_id, req.invoice_id)
         if doc is None:
             raise NotFound("Facture introuvable." if req.lang == "fr" else "Invoice not found.",
                            field="invoice_id")
-        return self._view(doc)
+        return doc
+
+    async def download_invoice(self, req: api.DownloadInvoice) -> api.InvoiceChunk:
+        """One chunk of an invoice's PDF, for its own tenant only (nobody else reads the bucket)."""
+        doc = await self._ledger_entry(req)
+        try:
+            part = await read_slice(jetstream(self.broker), self.store(), doc["object_key"], req.offset,
+                                    req.cursor, api.INVOICE_CHUNK_BYTES)
+        except ValueError as exc:
+            raise ValidationFailed(str(exc), field="offset") from exc
+        except (ObjectNotFoundError, NotFoundError) as exc:
+            log.error("invoice_file_missing", invoice_id=doc["_id"], object_key=doc["object_key"])
+            raise NotFound("Fichier de la facture introuvable." if req.lang == "fr"
+                           else "The invoice's file is missing.", field="invoice_id") from exc
+        return api.InvoiceChunk(invoice_id=doc["_id"], size=part.size, sha256=doc["sha256"], offset=req.offset,
+                                data=base64.b64encode(part.data).decode(), next_offset=part.next_offset,
+                                cursor=part.cursor)
 

@@ -56,7 +56,7 @@ async def test_both_requesters_get_one_available_notice_and_can_activate_the_col
     await p.stop(old_worker)
 
     async def fulfilled() -> dict[str, Any] | None:
-        [req] = (await p.call(Api.REQUESTS_LIST, {}))["requests"]
+        [req] = (await p.call(Api.REQUESTS_LIST_ALL, {}))["requests"]
         return req if req["status"] == "available" else None
 
     req = await eventually(fulfilled, what="the request to be fulfilled")

@@ -176,8 +176,12 @@ def test_requests_and_notifications_answer(platform: tuple[Cli, subprocess.Popen
                      "--url", "https://www.labo-exemple.fr/espace-client")
     second = cli.json("requests", "add", "--tenant", "t2", "--supplier", "laboratoire  exemple")
     assert first["id"] == second["id"] and second["votes"] == 2
-    listed = cli.json("requests", "list")["requests"]
-    assert listed[0]["id"] == first["id"]
+    listed = cli.json("requests", "list", "--all")["requests"]
+    assert listed[0]["id"] == first["id"] and listed[0]["requesters"] == ["t1", "t2"]
+    # a pharmacy's list names that pharmacy; without --tenant or --all the CLI refuses
+    mine = cli.json("requests", "list", "--tenant", "t2")["requests"]
+    assert [(r["id"], r["requesters"]) for r in mine] == [(first["id"], ["t2"])]
+    assert cli.run("requests", "list", check=False).returncode == 2
     moved = cli.json("requests", "set-status", first["id"], "in_progress")
     assert moved["status"] == "in_progress"
 

@@ -25,7 +25,7 @@ async def platform(nats_url: str, mongodb_url: str | None, db_prefix: str) -> As
 # --- malformed payloads ---------------------------------------------------------------------------
 
 SUBJECTS = [Api.NOTIFIER_PREFS_GET, Api.NOTIFIER_PREFS_SET, Api.NOTIFIER_HISTORY, Api.REQUESTS_CREATE,
-            Api.REQUESTS_SET_STATUS]
+            Api.REQUESTS_LIST, Api.REQUESTS_SET_STATUS]
 
 
 @pytest.mark.parametrize("data", [b"not json", b"[1, 2]", b"{}", b"\xff\xfe", b'{"tenant_id": "bad tenant!"}'])
@@ -36,9 +36,9 @@ async def test_malformed_payloads_get_an_error_reply(platform: Platform, data: b
         assert reply["error"]["message"]
 
 
-async def test_list_requests_accepts_an_empty_payload_but_not_a_bad_filter(platform: Platform) -> None:
-    assert (await platform.raw(Api.REQUESTS_LIST, b"{}")) == {"requests": []}
-    reply = await platform.raw(Api.REQUESTS_LIST, b'{"status": "done"}')
+async def test_listing_every_request_accepts_an_empty_payload_but_not_a_bad_filter(platform: Platform) -> None:
+    assert (await platform.raw(Api.REQUESTS_LIST_ALL, b"{}")) == {"requests": []}
+    reply = await platform.raw(Api.REQUESTS_LIST_ALL, b'{"status": "done"}')
     assert reply["error"]["code"] == "validation_error"
     assert reply["error"]["field"] == "status"
 
@@ -240,7 +240,8 @@ async def test_same_supplier_from_two_pharmacies_is_one_request(platform: Platfo
 
     second = await _create(platform, "ph2", "  alliance-HEALTHCARE ", "https://www.alliance-healthcare.fr/")
     assert second["id"] == first["id"]
-    assert second["votes"] == 2 and second["requesters"] == ["ph1", "ph2"]
+    # a pharmacy learns how many asked, never which other pharmacies did
+    assert second["votes"] == 2 and second["requesters"] == ["ph2"]
     assert second["portal_url"] == "https://www.alliance-healthcare.fr/"  # learnt from the second ask
 
     # the same pharmacy asking again counts once
@@ -251,7 +252,7 @@ async def test_same_supplier_from_two_pharmacies_is_one_request(platform: Platfo
     by_portal = await _create(platform, "ph3", "AH France", "http://alliance-healthcare.fr/login")
     assert by_portal["id"] == first["id"] and by_portal["votes"] == 3
 
-    listed = (await platform.call(Api.REQUESTS_LIST, {}))["requests"]
+    listed = (await platform.call(Api.REQUESTS_LIST_ALL, {}))["requests"]
     assert [r["id"] for r in listed] == [first["id"]]
 
     created = await platform.messages("requests", Events.REQUEST_CREATED.base)
@@ -266,7 +267,7 @@ async def test_pharmacies_asking_at_the_same_moment_share_one_request(platform: 
         _create(platform, f"ph{i}", "Alliance Healthcare" if i % 2 else "ALLIANCE healthcare")
         for i in range(6)])
     assert len({r["id"] for r in replies}) == 1
-    [request] = (await platform.call(Api.REQUESTS_LIST, {}))["requests"]
+    [request] = (await platform.call(Api.REQUESTS_LIST_ALL, {}))["requests"]
     assert request["votes"] == 6 and sorted(request["requesters"]) == [f"ph{i}" for i in range(6)]
     assert len(await platform.messages("requests", Events.REQUEST_CREATED.base)) == 1
 
@@ -281,7 +282,7 @@ async def test_create_validation(platform: Platform) -> None:
     assert err.message.startswith("The portal address must start with http://")
     err = await platform.error(Api.REQUESTS_CREATE, {"tenant_id": "ph1", "supplier": ""})
     assert (err.remote_code, err.field) == ("validation_error", "supplier")
-    assert (await platform.call(Api.REQUESTS_LIST, {}))["requests"] == []
+    assert (await platform.call(Api.REQUESTS_LIST_ALL, {}))["requests"] == []
 
 
 async def test_list_sorting_and_filters(platform: Platform) -> None:
@@ -292,15 +293,23 @@ async def test_list_sorting_and_filters(platform: Platform) -> None:
     await _create(platform, "ph3", "CERP")
     await _create(platform, "ph3", "Phoenix")
 
-    listed = (await platform.call(Api.REQUESTS_LIST, {}))["requests"]
+    listed = (await platform.call(Api.REQUESTS_LIST_ALL, {}))["requests"]
     # votes first (CERP 3, then OCP... no: Phoenix 2), then the oldest first
     assert [(r["id"], r["votes"]) for r in listed] == [(cerp["id"], 3), (phoenix["id"], 2), (ocp["id"], 1)]
 
     mine = (await platform.call(Api.REQUESTS_LIST, {"tenant_id": "ph2"}))["requests"]
     assert [r["id"] for r in mine] == [cerp["id"], phoenix["id"]]
+    # the votes of every pharmacy, the name of none but the caller
+    assert [(r["votes"], r["requesters"]) for r in mine] == [(3, ["ph2"]), (2, ["ph2"])]
+    assert (await platform.call(Api.REQUESTS_LIST_ALL, {}))["requests"][0]["requesters"] == ["ph1", "ph2", "ph3"]
+    # a pharmacy's list needs the pharmacy: without one it is refused, not every pharmacy's
+    for payload in ({}, {"status": "submitted"}, {"tenant_id": ""}, {"tenant_id": None}, {"tenant_id": "ph 2"},
+                    {"tenant_id": "x" * 65}):
+        err = await platform.error(Api.REQUESTS_LIST, payload)
+        assert (err.remote_code, err.field) == ("validation_error", "tenant_id"), payload
 
     await platform.call(Api.REQUESTS_SET_STATUS, {"request_id": ocp["id"], "status": "in_progress"})
-    in_progress = (await platform.call(Api.REQUESTS_LIST, {"status": "in_progress"}))["requests"]
+    in_progress = (await platform.call(Api.REQUESTS_LIST_ALL, {"status": "in_progress"}))["requests"]
     assert [r["id"] for r in in_progress] == [ocp["id"]]
     both = await platform.call(Api.REQUESTS_LIST, {"tenant_id": "ph2", "status": "in_progress"})
     assert both["requests"] == []
@@ -376,7 +385,7 @@ async def test_announced_collector_fulfils_matching_requests(platform: Platform)
                                    worker="w2"))
     await platform.consumed("scraper", "requests-catalog")
 
-    listed = {r["id"]: r for r in (await platform.call(Api.REQUESTS_LIST, {}))["requests"]}
+    listed = {r["id"]: r for r in (await platform.call(Api.REQUESTS_LIST_ALL, {}))["requests"]}
     assert listed[by_name["id"]]["status"] == "available"
     assert listed[by_name["id"]]["collector_id"] == "rps-classic"
     assert listed[by_name["id"]]["votes"] == 2

@@ -49,3 +49,13 @@ def test_the_contract_table_lists_every_subject_the_services_answer(runtimes: li
     served = {s for s in subjects if s.startswith("collectors.api.")}
     assert served - {health(s) for s in SERVICES} <= set(API), "add the new verb to shared/contract.API"
     assert Api.ACCOUNTS_REVEAL_CREDENTIALS in served
+    # the tenant-checked download and the operators' list of every pharmacy's requests (issue 10)
+    assert {Api.SCRAPER_INVOICE_DOWNLOAD, Api.REQUESTS_LIST_ALL} <= served
+
+
+def test_the_download_and_the_tenant_less_listing_are_documented(document: dict[str, Any]) -> None:
+    assert _payload(document, Api.SCRAPER_INVOICE_DOWNLOAD) == {"$ref": "#/components/schemas/DownloadInvoice"}
+    assert _payload(document, Api.REQUESTS_LIST_ALL) == {"$ref": "#/components/schemas/ListAllRequests"}
+    schemas = document["components"]["schemas"]
+    assert {"tenant_id", "invoice_id", "offset", "cursor"} <= set(schemas["DownloadInvoice"]["properties"])
+    assert "tenant_id" in schemas["ListRequests"]["required"]

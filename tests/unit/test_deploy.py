@@ -10,6 +10,7 @@ refused a subject gets a permissions violation, and the whole platform runs unde
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import importlib.util
 import json
@@ -22,6 +23,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -31,15 +33,19 @@ import pytest
 import yaml
 from faststream.nats.annotations import NatsMessage
 from nats.aio.client import Client
+from nats.errors import TimeoutError as NatsTimeout
 
 from shared.broker import consume, ensure_streams, jetstream, make_broker
 from shared.client import ApiClient, inbox_prefix
+from shared.errors import RemoteApiError
 from shared.natsserver import free_port, nats_server_binary, port_open
 from shared.subjects import (
     COLLECT_JOBS_PATTERN,
     INVOICE_BUCKET,
+    OPERATOR_API,
     SERVICES,
     STREAMS,
+    TENANT_API,
     Api,
     Events,
     EventSubject,
@@ -52,7 +58,7 @@ DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 NATS_CONF = DEPLOY / "nats" / "nats.conf"
 HELM_VALUES = K8S / "nats-values.yaml"
-USERS = (*SERVICES, "cli")
+USERS = (*SERVICES, "gateway", "operator")
 PASSWORDS = {u: f"test-{u}-password" for u in USERS}
 PASSWORD_ENV = {f"{u.upper()}_PASSWORD": p for u, p in PASSWORDS.items()}
 OBJ_STREAM = f"OBJ_{INVOICE_BUCKET}"
@@ -283,7 +289,7 @@ def test_helm_values_run_a_three_node_jetstream_cluster_with_every_password_from
 # --- permissions against the code -----------------------------------------------------------------
 
 
-def test_one_user_per_service_and_the_cli_each_with_a_password_from_the_environment(
+def test_one_user_per_service_the_gateway_and_operators_each_with_a_password_from_the_environment(
         perms: dict[str, Perms]) -> None:
     assert set(perms) == set(USERS)
     for user, p in perms.items():
@@ -298,14 +304,29 @@ def test_only_the_scraper_may_ask_for_a_password(perms: dict[str, Perms]) -> Non
     assert subscribers(perms, Api.ACCOUNTS_REVEAL_CREDENTIALS) == {"accounts"}
 
 
-def test_every_other_api_is_the_operators_and_answered_by_its_service_only(perms: dict[str, Perms]) -> None:
-    subjects = [s for s in api_subjects() if s != Api.ACCOUNTS_REVEAL_CREDENTIALS]
-    subjects += [health(s) for s in SERVICES]
-    assert Api.ACCOUNTS_ROTATE_KEYS in subjects
-    for subject in subjects:
-        owner = subject.split(".")[2]
-        assert publishers(perms, subject) == {"cli"}, subject
-        assert subscribers(perms, subject) == {owner}, subject
+def test_the_gateway_calls_the_tenant_facing_api_and_operators_the_rest(perms: dict[str, Perms]) -> None:
+    """Design §5: the gateway exactly the tenant-facing subjects; the operator those, the operator ones
+    (request workflow, key rotation, tenant-less listing) and health; each answered by its service."""
+    assert {Api.ACCOUNTS_ROTATE_KEYS, Api.REQUESTS_SET_STATUS, Api.REQUESTS_LIST_ALL} <= set(OPERATOR_API)
+    assert Api.REQUESTS_LIST in TENANT_API and Api.SCRAPER_INVOICE_DOWNLOAD in TENANT_API
+    # every API subject is in one list (permissions.py refuses to run otherwise)
+    assert sorted([*TENANT_API, *OPERATOR_API, Api.ACCOUNTS_REVEAL_CREDENTIALS]) == api_subjects()
+    for subject in TENANT_API:
+        assert publishers(perms, subject) == {"gateway", "operator"}, subject
+    for subject in [*OPERATOR_API, *(health(s) for s in SERVICES)]:
+        assert publishers(perms, subject) == {"operator"}, subject
+    for subject in [*TENANT_API, *OPERATOR_API, *(health(s) for s in SERVICES)]:
+        assert subscribers(perms, subject) == {subject.split(".")[2]}, subject
+    # no wildcard grant: a subject added to the code is nobody's until it is classified
+    assert not publishers(perms, "collectors.api.requests.some_new_verb")
+
+
+def test_permissions_refuse_an_api_subject_in_no_list() -> None:
+    with pytest.raises(ValueError, match=r"in none: .*collectors\.api\.requests\.purge"):
+        permissions().classify({*TENANT_API, *OPERATOR_API, Api.ACCOUNTS_REVEAL_CREDENTIALS,
+                                "collectors.api.requests.purge"})
+    with pytest.raises(ValueError, match="answered by no service"):
+        permissions().classify({*TENANT_API, Api.ACCOUNTS_REVEAL_CREDENTIALS})
 
 
 def test_each_event_is_publishable_by_its_owner_only(perms: dict[str, Perms]) -> None:
@@ -320,17 +341,23 @@ def test_each_event_is_publishable_by_its_owner_only(perms: dict[str, Perms]) ->
 def test_collect_jobs_are_the_schedulers_and_invoice_files_the_scrapers(perms: dict[str, Perms]) -> None:
     assert publishers(perms, collect_job("sandbox-classic")) == {"scheduler"}
     for subject in (f"$O.{INVOICE_BUCKET}.C.nuid", f"$O.{INVOICE_BUCKET}.M.name",
-                    f"$JS.API.STREAM.CREATE.{OBJ_STREAM}", f"$JS.API.STREAM.PURGE.{OBJ_STREAM}"):
+                    f"$JS.API.STREAM.CREATE.{OBJ_STREAM}", f"$JS.API.STREAM.PURGE.{OBJ_STREAM}",
+                    f"$JS.API.STREAM.MSG.GET.{OBJ_STREAM}"):
         assert publishers(perms, subject) == {"scraper"}, subject
-    # `collectors invoices download` reads them
-    assert perms["cli"].may_publish(f"$JS.API.STREAM.MSG.GET.{OBJ_STREAM}")
+    # nobody else reads the bucket, by any JetStream route: clients download through the scraper's API
+    for subject in (f"$JS.API.STREAM.INFO.{OBJ_STREAM}", f"$JS.API.DIRECT.GET.{OBJ_STREAM}",
+                    f"$JS.API.CONSUMER.CREATE.{OBJ_STREAM}", f"$JS.API.CONSUMER.CREATE.{OBJ_STREAM}.x.$O.>",
+                    f"$JS.FC.{OBJ_STREAM}.x"):
+        assert publishers(perms, subject) == set(), subject
+    for subject in (f"$O.{INVOICE_BUCKET}.C.nuid", f"$O.{INVOICE_BUCKET}.M.name"):
+        assert subscribers(perms, subject) == set(), subject
 
 
 def test_no_user_may_destroy_or_reconfigure_what_it_does_not_own(perms: dict[str, Perms]) -> None:
     for user, p in perms.items():
         for broad in (">", "$JS.>", "$JS.API.>", "$JS.ACK.>", "collectors.>", "collectors.evt.>", "$O.>"):
             assert not p.may_publish(broad), (user, broad)
-            assert not p.may_subscribe(broad) or (user, broad) == ("cli", "collectors.evt.>"), (user, broad)
+            assert not p.may_subscribe(broad) or (user, broad) == ("operator", "collectors.evt.>"), (user, broad)
     for owner, config in STREAMS.items():
         name = config.name
         expected_owner = permissions().STREAM_OWNER.get(owner, owner)
@@ -664,7 +691,8 @@ async def settle(nc: Client) -> None:
 
 async def test_nats_refuses_the_password_request_to_all_but_the_scraper(server: LiveNats) -> None:
     async with connect(server, "accounts") as accounts, connect(server, "scraper") as scraper, \
-            connect(server, "notifier") as notifier, connect(server, "cli") as cli:
+            connect(server, "notifier") as notifier, connect(server, "operator") as operator, \
+            connect(server, "gateway") as gateway:
         asked_by: list[bytes] = []
 
         async def reveal(msg: Any) -> None:
@@ -677,16 +705,16 @@ async def test_nats_refuses_the_password_request_to_all_but_the_scraper(server: 
         reply = await scraper.nc.request(Api.ACCOUNTS_REVEAL_CREDENTIALS, b"scraper", timeout=5)
         assert b"s3cret" in reply.data and not scraper.errors
 
-        for conn in (notifier, cli):
+        for conn in (notifier, operator, gateway):
             await conn.nc.publish(Api.ACCOUNTS_REVEAL_CREDENTIALS, b"intruder")
             await conn.nc.flush()
             assert await conn.refused(Api.ACCOUNTS_REVEAL_CREDENTIALS)
         await asyncio.sleep(0.1)
         assert asked_by == [b"scraper"]
-        # the CLI keeps every other API
-        await cli.nc.publish(Api.ACCOUNTS_LIST, b"{}")
-        await cli.nc.flush()
-        assert not await cli.refused(Api.ACCOUNTS_LIST, timeout=0.3)
+        # operators keep the accounts API
+        await operator.nc.publish(Api.ACCOUNTS_LIST, b"{}")
+        await operator.nc.flush()
+        assert not await operator.refused(Api.ACCOUNTS_LIST, timeout=0.3)
     assert any('User "notifier"' in v or "user:notifier" in v for v in server.violations())
 
 
@@ -726,27 +754,153 @@ async def test_nats_refuses_a_wrong_password(server: LiveNats) -> None:
     assert await connect_as("scraper", PASSWORDS["notifier"]) == "-ERR 'Authorization Violation'"
 
 
-async def test_the_cli_downloads_a_large_invoice_file_the_scraper_stored(server: LiveNats) -> None:
-    """Object Store writes as the scraper, a read as the CLI: large enough for flow control."""
-    data = os.urandom(16 * 1024 * 1024)
-    async with connect(server, "scraper") as scraper, connect(server, "cli") as cli:
+@asynccontextmanager
+async def answering_every_api(server: LiveNats) -> AsyncIterator[list[str]]:
+    """Each service's user answering `{}` on its whole API, as its queue group does."""
+    asked: list[str] = []
+
+    async def answer(msg: Any) -> None:
+        asked.append(msg.subject)
+        await msg.respond(b"{}")
+
+    conns = [await nats.connect(server.url(s), inbox_prefix=inbox_prefix(s), allow_reconnect=False)
+             for s in SERVICES]
+    try:
+        for service, nc in zip(SERVICES, conns, strict=True):
+            await nc.subscribe(f"collectors.api.{service}.>", queue=f"{service}-api", cb=answer)
+            await settle(nc)
+        yield asked
+    finally:
+        for nc in conns:
+            await nc.close()
+
+
+async def test_the_gateway_is_answered_on_tenant_subjects_and_refused_operator_ones(server: LiveNats) -> None:
+    """Design §5: the web gateway reaches the tenant-facing API only; operators reach theirs."""
+    async with answering_every_api(server) as asked, \
+            connect(server, "gateway") as gateway, connect(server, "operator") as operator:
+        for subject in TENANT_API:
+            assert (await gateway.nc.request(subject, b"{}", timeout=5)).data == b"{}", subject
+        for subject in [*OPERATOR_API, *(health(s) for s in SERVICES)]:
+            assert (await operator.nc.request(subject, b"{}", timeout=5)).data == b"{}", subject
+            await gateway.nc.publish(subject, b"{}")
+            await gateway.nc.flush()
+            assert await gateway.refused(subject), subject
+        assert sorted(asked) == sorted([*TENANT_API, *OPERATOR_API, *(health(s) for s in SERVICES)])
+        assert not operator.errors
+
+
+async def test_only_the_scraper_reads_the_invoice_bucket(server: LiveNats) -> None:
+    """No client lists the bucket or reads a pharmacy's PDF from it: the gateway and operators are refused
+    the bucket's stream info, its messages and consumers on it (what `object_store().get()`/`list()` use)."""
+    from nats.js.object_store import ObjectStore
+
+    async with connect(server, "scraper") as scraper:
         written = await scraper.nc.jetstream().create_object_store(INVOICE_BUCKET)
-        await written.put("tenant/account/sha", data)
-        read = await cli.nc.jetstream().object_store(INVOICE_BUCKET)
-        result = await asyncio.wait_for(read.get("tenant/account/sha"), 30)
-        assert result.data == data
-        assert not scraper.errors and not cli.errors
-        await cli.nc.publish(f"$O.{INVOICE_BUCKET}.C.forged", b"x")  # but may not write
-        await cli.nc.flush()
-        assert await cli.refused(f"$O.{INVOICE_BUCKET}.C.forged")
+        await written.put("pharma-1/account/sha", b"%PDF-1.4 secret")
+        # the scraper reads it chunk by chunk (services/scraper/downloads.py), not through a consumer
+        assert (await written.get_info("pharma-1/account/sha")).size == len(b"%PDF-1.4 secret")
+        assert not scraper.errors
+    for user in ("gateway", "operator"):
+        async with connect(server, user) as conn:
+            js = conn.nc.jetstream(timeout=1)
+            with pytest.raises(NatsTimeout):  # refused: the request gets no answer
+                await js.object_store(INVOICE_BUCKET)
+            assert await conn.refused(f"$JS.API.STREAM.INFO.{OBJ_STREAM}"), user
+            # even knowing the bucket's stream, without asking for its info
+            store = ObjectStore(INVOICE_BUCKET, OBJ_STREAM, js)
+            with pytest.raises(NatsTimeout):
+                await store.get("pharma-1/account/sha")
+            assert await conn.refused(f"$JS.API.STREAM.MSG.GET.{OBJ_STREAM}"), user
+            before = len(conn.errors)
+            with pytest.raises(NatsTimeout):
+                await store.list()
+            assert any("permissions violation" in e and OBJ_STREAM.lower() in e
+                       for e in conn.errors[before:]), (user, conn.errors)
+            await conn.nc.subscribe(f"$O.{INVOICE_BUCKET}.>")
+            await settle(conn.nc)
+            assert await conn.refused(f"$O.{INVOICE_BUCKET}.>"), user
+
+
+async def test_the_download_api_gives_a_tenant_its_own_invoice_only(
+        server: LiveNats, tmp_path: Path, mongodb_url: str | None, db_prefix: str) -> None:
+    """`collectors invoices download` as the gateway: a multi-chunk PDF arrives whole (SHA-256 checked
+    by the CLI), chunk boundaries of the Object Store and of the replies apart, another object's chunks
+    interleaved in the stream; another pharmacy's invoice is not found, and a stale cursor is harmless."""
+    import hashlib
+
+    from nats.js.api import ObjectMeta, ObjectMetaOptions
+    from typer.testing import CliRunner
+
+    from collectors.cli import app
+    from services.scraper.app import build as build_scraper
+    from shared.api import INVOICE_CHUNK_BYTES
+    from shared.mongo import make_mongo_client
+    from shared.settings import ScraperSettings
+
+    settings = ScraperSettings(nats_url=server.url("scraper"), mongodb_url=mongodb_url, db_prefix=db_prefix)
+    pdf = b"%PDF-1.7\n" + os.urandom(2 * INVOICE_CHUNK_BYTES + 12345)
+    other = b"%PDF-1.7\n" + os.urandom(700_000)
+    sha = hashlib.sha256(pdf).hexdigest()
+    rt = build_scraper(settings, collectors={})
+    await rt.start()
+    try:
+        store = await jetstream(rt.broker).create_object_store(INVOICE_BUCKET)  # as the scraper does
+        # 200 kB object chunks: replies of 512 KiB end in the middle of one
+        small = ObjectMeta(options=ObjectMetaOptions(max_chunk_size=200_000))
+        await asyncio.gather(store.put("pharma-1/acc-1/" + sha, pdf, meta=small),
+                             store.put("pharma-2/acc-2/x", other))
+        ledger = make_mongo_client(mongodb_url)[settings.database_name("scraper")]["invoices"]
+        await ledger.insert_one({
+            "_id": "inv-1", "tenant_id": "pharma-1", "account_id": "acc-1", "collector_id": "sandbox-classic",
+            "number": "F-1", "issue_date": "2026-01-02", "amount": "12.30", "currency": "EUR", "kind": "invoice",
+            "sha256": sha, "size": len(pdf), "object_key": "pharma-1/acc-1/" + sha,
+            "collected_at": datetime.now(UTC), "published": True})
+
+        out = tmp_path / "out" / "inv.pdf"
+        result = await asyncio.to_thread(CliRunner().invoke, app, [
+            "invoices", "download", "--tenant", "pharma-1", "inv-1", "-o", str(out), "--json",
+            "--nats-url", server.url("gateway")])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output) == {"id": "inv-1", "number": "F-1", "path": str(out),
+                                             "size": len(pdf), "sha256": sha}
+        assert out.read_bytes() == pdf and not (out.parent / "inv.pdf.part").exists()
+
+        gateway = await ApiClient.connect(server.url("gateway"))
+        try:
+            refused = await asyncio.to_thread(CliRunner().invoke, app, [
+                "invoices", "download", "--tenant", "pharma-2", "inv-1", "-o", str(tmp_path / "x.pdf"),
+                "--json", "--nats-url", server.url("gateway")])
+            assert refused.exit_code == 1 and json.loads(refused.output)["error"]["code"] == "not_found"
+            assert not (tmp_path / "x.pdf").exists()
+            # a resumed download without a cursor, and with a cursor from another object, still reads right
+            part = await gateway.call(Api.SCRAPER_INVOICE_DOWNLOAD, {
+                "tenant_id": "pharma-1", "invoice_id": "inv-1", "offset": 300_001, "cursor": "AbC:999999:0"})
+            assert base64.b64decode(part["data"]) == pdf[300_001:300_001 + INVOICE_CHUNK_BYTES]
+            assert (part["size"], part["sha256"], part["next_offset"]) == (
+                len(pdf), sha, 300_001 + INVOICE_CHUNK_BYTES)
+            last = await gateway.call(Api.SCRAPER_INVOICE_DOWNLOAD, {
+                "tenant_id": "pharma-1", "invoice_id": "inv-1", "offset": part["next_offset"],
+                "cursor": part["cursor"]})
+            assert base64.b64decode(last["data"]) == pdf[part["next_offset"]:]
+            assert (last["next_offset"], last["cursor"]) == (len(pdf), None)
+            for payload in ({"invoice_id": "inv-1"}, {"tenant_id": "", "invoice_id": "inv-1"}):
+                with pytest.raises(RemoteApiError) as exc:
+                    await gateway.call(Api.SCRAPER_INVOICE_DOWNLOAD, payload)
+                assert (exc.value.remote_code, exc.value.field) == ("validation_error", "tenant_id")
+        finally:
+            await gateway.close()
+    finally:
+        await rt.stop()
+    assert server.violations() == []
 
 
 async def test_the_password_reply_reaches_the_scraper_and_no_one_else(server: LiveNats) -> None:
     """§6: the scraper asks through its broker as the service does (ApiClient on the broker's connection,
     and FastStream's own request), and its replies come on `_INBOX_scraper`; other users are refused that
-    inbox and the shared `_INBOX`, and the CLI still gets its own replies on `_INBOX_cli`."""
+    inbox and the shared `_INBOX`, and the CLI still gets its own replies on `_INBOX_operator`."""
     async with connect(server, "accounts") as accounts, connect(server, "notifier") as notifier, \
-            connect(server, "cli") as cli:
+            connect(server, "operator") as cli:
         async def answer(msg: Any) -> None:
             secret = msg.subject == Api.ACCOUNTS_REVEAL_CREDENTIALS
             await msg.respond(b'{"login": "officine-1", "password": "s3cret"}' if secret else b'{"accounts": []}')
@@ -771,7 +925,7 @@ async def test_the_password_reply_reaches_the_scraper_and_no_one_else(server: Li
             reply = await scraper.request({}, Api.ACCOUNTS_REVEAL_CREDENTIALS, timeout=5)
             assert b"s3cret" in reply.body
 
-        operator = await ApiClient.connect(server.url("cli"))
+        operator = await ApiClient.connect(server.url("operator"))  # its user, hence its inbox, from the URL
         try:
             assert await operator.call(Api.ACCOUNTS_LIST, {}) == {"accounts": []}
         finally:
@@ -803,12 +957,21 @@ async def test_a_service_pulls_its_durable_through_its_own_inbox(server: LiveNat
     assert server.violations() == []
 
 
+async def _answers(client: ApiClient, subject: str) -> bool:
+    try:
+        await client.call(subject, timeout=2)
+    except RemoteApiError:
+        return False
+    return True
+
+
 @pytest.mark.slow
 @pytest.mark.browser
 async def test_the_platform_runs_end_to_end_under_these_permissions(
         tmp_path: Path, mongodb_url: str | None, db_prefix: str, keyring: Any) -> None:
-    """The five services, each as its own NATS user, and the CLI user: a collection from activation to
-    the PDF download, key rotation, notifications and requests, without one permissions violation."""
+    """The five services, each as its own NATS user, the gateway and the operator: a collection from
+    activation to the PDF download, key rotation, notifications and requests, without one permissions
+    violation."""
     from sandbox.portal import start_portal
     from services.accounts.app import build as build_accounts
     from services.notifier.app import build as build_notifier
@@ -830,14 +993,16 @@ async def test_the_platform_runs_end_to_end_under_these_permissions(
             build_requests(Settings(nats_url=server.url("requests"), **common)),
         ]
         client: ApiClient | None = None
+        operator: ApiClient | None = None
         try:
             for rt in runtimes:
                 await rt.start()
-            client = await ApiClient.connect(server.url("cli"))
+            client = await ApiClient.connect(server.url("gateway"))  # the tenant-facing calls
             c = client
-            await c.nc.jetstream().account_info()  # `$JS.API.INFO`, answered on `_INBOX_cli`
-            for service in SERVICES:
-                assert (await c.call(health(service)))["service"] == service
+            operator = await ApiClient.connect(server.url("operator"))
+            await operator.nc.jetstream().account_info()  # `$JS.API.INFO`, answered on `_INBOX_operator`
+            for service in SERVICES:  # the scraper answers once its browser runs
+                await eventually(functools.partial(_answers, operator, health(service)), what=f"{service}'s health")
 
             async def catalog_ready() -> bool:
                 reply = await c.call(Api.ACCOUNTS_CATALOG, {"tenant_id": "pharma-1"})
@@ -855,19 +1020,21 @@ async def test_the_platform_runs_end_to_end_under_these_permissions(
             assert account["status"] == "ok", account
             invoices = (await c.call(Api.SCRAPER_INVOICES_LIST, {"tenant_id": "pharma-1"}))["invoices"]
             assert invoices
-            meta = await c.call(Api.SCRAPER_INVOICE_GET, {"tenant_id": "pharma-1", "invoice_id": invoices[0]["id"]})
-            pdf = await (await c.nc.jetstream().object_store(INVOICE_BUCKET)).get(meta["object_key"])
-            assert (pdf.data or b"").startswith(b"%PDF")
+            chunk = await c.call(Api.SCRAPER_INVOICE_DOWNLOAD, {"tenant_id": "pharma-1",
+                                                                "invoice_id": invoices[0]["id"]})
+            assert base64.b64decode(chunk["data"]).startswith(b"%PDF")
 
-            rotated = await c.call(Api.ACCOUNTS_ROTATE_KEYS, {})
+            rotated = await operator.call(Api.ACCOUNTS_ROTATE_KEYS, {})
             assert rotated["failed"] == 0
             await c.call(Api.NOTIFIER_PREFS_SET, {"tenant_id": "pharma-1", "language": "en"})
             await c.call(Api.NOTIFIER_HISTORY, {"tenant_id": "pharma-1"})
             await c.call(Api.REQUESTS_CREATE, {"tenant_id": "pharma-1", "supplier": "Laboratoire X"})
-            assert (await c.call(Api.REQUESTS_LIST, {}))["requests"]
+            assert (await c.call(Api.REQUESTS_LIST, {"tenant_id": "pharma-1"}))["requests"]
+            assert (await operator.call(Api.REQUESTS_LIST_ALL, {}))["requests"]
         finally:
-            if client is not None:
-                await client.close()
+            for api_client in (client, operator):
+                if api_client is not None:
+                    await api_client.close()
             for rt in reversed(runtimes):
                 await rt.stop()
             await portal.close()
