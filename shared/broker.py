@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import logging
@@ -18,7 +19,7 @@ from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy, Header, PubAck
-from nats.js.errors import APIError, BadRequestError, NoStreamResponseError
+from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, NotFoundError
 from pydantic import BaseModel, ValidationError
 
 from shared import nats_compat
@@ -290,3 +291,48 @@ def serve_api(broker: NatsBroker, subject: str, service: str,
     replica handles several requests at once (one slow request must not stall the others)."""
     broker.subscriber(subject, queue=f"{service}-api", title=subject, max_workers=max_workers,
                       description=handler.__doc__)(handler)
+
+
+async def ensure_consumers(broker: NatsBroker) -> None:
+    """Create each durable pull consumer of this broker's subscribers that the server lacks, with the
+    configuration its subscriber created it with (an existing one is left as it is)."""
+    js = jetstream(broker)
+    for sub in broker.subscribers:
+        stream = getattr(sub, "stream", None)
+        config: ConsumerConfig | None = getattr(sub, "config", None)
+        if stream is None or config is None or not config.durable_name:
+            continue
+        try:
+            await js.consumer_info(stream.name, config.durable_name)
+            continue
+        except NotFoundError:
+            pass
+        subject = config.filter_subject or str(getattr(sub, "subject", ""))
+        await js.add_consumer(stream.name, config=dataclasses.replace(
+            config, name=config.durable_name, filter_subject=subject))
+        log.warning("consumer_recreated", stream=stream.name, durable=config.durable_name)
+
+
+async def restore_after_reconnect(broker: NatsBroker, every_s: float = 1.0) -> None:
+    """Once the connection comes back, declare the streams and this service's durable consumers again.
+
+    A nats-server restarted on its store finds them all; one restarted on an empty or older store (a
+    lost volume, a restored backup) does not: publishes would find no stream and every fetch of a pull
+    consumer would fail until someone declared them. Declaring is idempotent, so it is done after
+    every reconnection; a failure is tried again a moment later.
+    """
+    done = nats_client(broker).stats["reconnects"]
+    while True:
+        await asyncio.sleep(every_s)
+        client = nats_client(broker)
+        reconnects = client.stats["reconnects"]
+        if reconnects == done or not client.is_connected:
+            continue
+        try:
+            await ensure_streams(jetstream(broker))
+            await ensure_consumers(broker)
+        except (NatsError, TimeoutError, APIError) as exc:
+            log.warning("jetstream_restore_failed", error=str(exc))
+            continue
+        done = reconnects
+        log.info("jetstream_restored", reconnects=reconnects)

@@ -53,6 +53,7 @@ PUBLISHES: dict[str, list[tuple[str, type[BaseModel]]]] = {
         _p(Events.SCHEDULE_CHANGED, events.ScheduleChanged),
         _p(Events.INCIDENT_DECLARED, events.IncidentDeclared),
         _p(Events.INCIDENT_RESOLVED, events.IncidentResolved),
+        _p(Events.COLLECTION_TIMED_OUT, events.CollectionTimedOut),
     ],
     "scraper": [
         _p(Events.COLLECTION_STARTED, events.CollectionStarted),

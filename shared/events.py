@@ -163,6 +163,22 @@ class CollectionFailed(CollectionEvent):
         return f"collection-result:{self.tenant_id}:{self.job_id}"
 
 
+class CollectionTimedOut(CollectionEvent):
+    """A run that started but neither succeeded nor failed within the scraper's time limit plus a
+    margin (a worker that died quietly, a result lost with NATS): the scheduler closes it as
+    ``internal_error`` and retries it as such. ``started_at`` is the run's own, so a later attempt's
+    status never gives way to this event; a real result of this run that still comes afterwards
+    counts (it is what really happened)."""
+
+    timed_out_at: datetime = Field(default_factory=utcnow)
+    error_code: CollectionErrorCode = CollectionErrorCode.INTERNAL_ERROR
+    # Operator-facing: the limit that was exceeded.
+    detail: str = ""
+
+    def msg_id(self) -> str:
+        return f"collection-timed-out:{self.tenant_id}:{self.job_id}"
+
+
 class InvoiceCollected(Event):
     tenant_id: str = Field(pattern=TENANT_PATTERN)
     account_id: str

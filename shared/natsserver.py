@@ -23,6 +23,14 @@ class NatsServerError(RuntimeError):
     pass
 
 
+# A JetStream ack must mean "on disk": nats-server's default fsyncs its store every 2 minutes, so an
+# acknowledged job or event could vanish with the host (power loss, kernel panic, a VM killed) even
+# though it survives `kill -9` of the process alone (the page cache keeps it). `always` fsyncs every
+# write before the ack; the cost is measured in the README ("Durability of NATS"). The store
+# directory stays on the command line (`-sd`): nats-server refuses one given both ways.
+SYNC_POLICY = "jetstream {\n  sync_interval: always\n}\n"
+
+
 def nats_server_binary() -> str:
     candidates = [
         os.environ.get("COLLECTORS_NATS_SERVER_BIN"),
@@ -59,15 +67,22 @@ class NatsServer:
     name: str = "collectors"
     cluster_name: str = "collectors"
     log_file: Path | None = None
+    # False only to measure what the sync policy costs (benchmarks, the durability test's control).
+    sync_always: bool = True
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
+    @property
+    def config_file(self) -> Path:
+        return self.store_dir / "nats-server.conf"
+
     def command(self) -> list[str]:
         cmd = [
             nats_server_binary(),
+            *(["-c", str(self.config_file)] if self.sync_always else []),
             "-a", "127.0.0.1",
             "-p", str(self.port),
             "-js",
@@ -89,6 +104,8 @@ class NatsServer:
                 f"port {self.port} is already in use: stop what runs there or set NATS_URL to use it"
             )
         self.store_dir.mkdir(parents=True, exist_ok=True)
+        if self.sync_always:
+            self.config_file.write_text(SYNC_POLICY)
         log = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         self.process = subprocess.Popen(self.command(), stdout=log, stderr=log)
         deadline = time.monotonic() + timeout

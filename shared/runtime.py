@@ -11,6 +11,7 @@ import os
 import socket
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -18,7 +19,7 @@ from faststream.nats import NatsBroker
 
 from shared import subjects
 from shared.api import HealthReply
-from shared.broker import ensure_streams, jetstream
+from shared.broker import ensure_streams, jetstream, restore_after_reconnect
 from shared.logging import get_logger
 
 log = get_logger("collectors.runtime")
@@ -61,7 +62,10 @@ class ServiceRuntime:
         await self.broker.start()
         for hook in self.after_start:
             await hook()
-        for loop in self.background:
+        # A nats-server restarted on a lost store comes back without streams and consumers.
+        loops: list[Callable[[], Coroutine[Any, Any, None]]] = [
+            *self.background, partial(restore_after_reconnect, self.broker)]
+        for loop in loops:
             self._tasks.append(asyncio.create_task(self._guard(loop), name=f"{self.name}:{_name(loop)}"))
         if health_port:
             await self._serve_health(health_port)

@@ -67,6 +67,14 @@ class SchedulerSettings(Settings):
     max_dispatch_per_tick: int = Field(default=100, ge=1)
     refresh_s: float = 60.0
     lease_ttl_s: float = 600.0
+    # A dispatched job with no `collection started` after this is dispatched again (a job lost with
+    # NATS, or taken by a worker that never ran it), without waiting for the session lease.
+    start_timeout_s: float = Field(default=120.0, gt=0)
+    # The scraper's limit on one collection (ScraperSettings.job_timeout_s: the same variable,
+    # COLLECTORS_JOB_TIMEOUT_S). A run started longer ago than this plus the margin, without a result,
+    # is closed as internal_error and retried.
+    job_timeout_s: float = Field(default=300.0, gt=0)
+    run_margin_s: float = Field(default=120.0, ge=0)
     probe_interval_s: float = 900.0
     incident_window_s: float = 1800.0
     incident_min_accounts: int = Field(default=3, ge=1)

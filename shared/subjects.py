@@ -109,6 +109,8 @@ class Events:
     # A supplier-wide incident on one collector (§5 of issue "Scheduler"): not per tenant.
     INCIDENT_DECLARED = EventSubject(_evt("scheduler", "incident_declared"), tenant_scoped=False)
     INCIDENT_RESOLVED = EventSubject(_evt("scheduler", "incident_resolved"), tenant_scoped=False)
+    # A run that started and never reported back, closed by the scheduler (shared.events.CollectionTimedOut).
+    COLLECTION_TIMED_OUT = EventSubject(_evt("scheduler", "collection_timed_out"))
 
     NOTIFICATION_SENT = EventSubject(_evt("notifier", "notification_sent"))
 

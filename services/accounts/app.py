@@ -66,6 +66,8 @@ def build(settings: AccountsSettings, *, keyring: Keyring | None = None) -> Serv
          service.incident_declared),
         (Events.INCIDENT_RESOLVED.pattern, "accounts-incident-resolved", events.IncidentResolved,
          service.incident_resolved),
+        (Events.COLLECTION_TIMED_OUT.pattern, "accounts-timed-out", events.CollectionTimedOut,
+         service.collection_timed_out),
     ]
     for subject, durable, model, func in scheduler_consumers:
         consume(broker, subject, owner="scheduler", durable=durable,

@@ -21,6 +21,7 @@ from shared.events import (
     CollectionFailed,
     CollectionStarted,
     CollectionSucceeded,
+    CollectionTimedOut,
     CollectorAnnounced,
     IncidentDeclared,
     IncidentResolved,
@@ -260,13 +261,18 @@ class AccountsService:
 
     # --- collection results ------------------------------------------------------------------
 
-    async def _apply(self, evt: CollectionStarted | CollectionSucceeded | CollectionFailed,
+    async def _apply(self, evt: CollectionStarted | CollectionSucceeded | CollectionFailed | CollectionTimedOut,
                      status: AccountStatus, fields: dict[str, Any]) -> None:
         doc = await self.accounts.get(evt.tenant_id, evt.account_id)
         if doc is None or not doc.get("active"):
             return
-        if isinstance(evt, CollectionStarted) and doc.get("last_result_job") == evt.job_id:
-            return  # the result of this very attempt was already applied (consumers are unordered)
+        # Consumers are unordered. A run whose result (or whose timeout) was applied is over: its late
+        # start must not show it collecting again. The scheduler's timeout never hides a real result.
+        ended = (doc.get("last_result_job"), doc.get("timed_out_job"))
+        if isinstance(evt, CollectionStarted) and evt.job_id in ended:
+            return
+        if isinstance(evt, CollectionTimedOut) and evt.job_id == doc.get("last_result_job"):
+            return
         stamp = domain.AttemptStamp(evt.credential_version, evt.started_at)
         if domain.is_stale(doc["credential_version"], doc.get("last_attempt_at"), stamp):
             log.info("stale_result_ignored", account_id=evt.account_id, job_id=evt.job_id)
@@ -326,6 +332,12 @@ class AccountsService:
         await self._apply(evt, AccountStatus.OK, {
             "error_code": None, "incident_id": None, "last_success_at": evt.finished_at,
             "invoice_count": evt.total_invoices, "last_result_job": evt.job_id})
+
+    async def collection_timed_out(self, evt: CollectionTimedOut) -> None:
+        """A run that never reported back (the scheduler's watch): internal_error, retried as one.
+        Its result, if it still comes, is applied over this (same attempt, real outcome)."""
+        await self._apply(evt, domain.status_after_failure(evt.error_code),
+                          {"error_code": evt.error_code.value, "timed_out_job": evt.job_id})
 
     async def collection_failed(self, evt: CollectionFailed) -> None:
         fields: dict[str, Any] = {"error_code": evt.error_code.value, "last_result_job": evt.job_id}

@@ -30,7 +30,9 @@ def build(settings: SchedulerSettings, *, clock: Callable[[], datetime] = utcnow
         probe_interval=timedelta(seconds=settings.probe_interval_s),
         incident_window=timedelta(seconds=settings.incident_window_s),
         incident_min_accounts=settings.incident_min_accounts, incident_share=settings.incident_share,
-        refresh_horizon=timedelta(seconds=2 * settings.refresh_s))
+        refresh_horizon=timedelta(seconds=2 * settings.refresh_s),
+        start_timeout=timedelta(seconds=settings.start_timeout_s),
+        run_timeout=timedelta(seconds=settings.job_timeout_s + settings.run_margin_s))
     service = SchedulerService(repo, schedules_outbox, incidents_outbox, clock=clock, tuning=tuning)
     consumers = [
         (Events.ACCOUNT_CREATED, "accounts", "scheduler-account-created", events.AccountCreated,
@@ -43,6 +45,8 @@ def build(settings: SchedulerSettings, *, clock: Callable[[], datetime] = utcnow
          service.account_deleted),
         (Events.COLLECTOR_ANNOUNCED, "scraper", "scheduler-catalog", events.CollectorAnnounced,
          service.collector_announced),
+        (Events.COLLECTION_STARTED, "scraper", "scheduler-started", events.CollectionStarted,
+         service.collection_started),
         (Events.COLLECTION_SUCCEEDED, "scraper", "scheduler-succeeded", events.CollectionSucceeded,
          service.collection_succeeded),
         (Events.COLLECTION_FAILED, "scraper", "scheduler-failed", events.CollectionFailed,

@@ -33,6 +33,10 @@ class ScheduleRepository:
         self.leases = db["leases"]
         self.failures = db["failures"]
         self.incidents = db["incidents"]
+        # One document per dispatched job (`_id`: its job id) until its result comes: the watch that
+        # notices a job that never started and a run that never finished. It holds runs in flight and
+        # recent tombstones only, so it stays small whatever the number of schedules.
+        self.runs = db["runs"]
 
     async def create_indexes(self) -> None:
         await self.schedules.create_index([("next_run_at", ASCENDING)], partialFilterExpression={"active": True})
@@ -40,6 +44,7 @@ class ScheduleRepository:
         await self.schedules.create_index([("collector_id", ASCENDING), ("active", ASCENDING)])
         await self.leases.create_index([("holder", ASCENDING)])
         await self.failures.create_index([("collector_id", ASCENDING), ("at", ASCENDING)])
+        await self.runs.create_index([("deadline", ASCENDING)])
         # At most one open incident per collector, whatever replicas race to declare it.
         await self.incidents.create_index([("collector_id", ASCENDING)], unique=True,
                                           partialFilterExpression={"open": True})
@@ -200,6 +205,48 @@ class ScheduleRepository:
                       {"$set": {"next_run_at": nxt}, "$push": {"outbox": entry}})
             for account_id, version, nxt, entry in runs], ordered=False)
         return int(result.modified_count)
+
+    # --- runs in flight ---------------------------------------------------------------------------
+    # A run's `deadline` is when the watch looks at it next; every change of state sets a new one and
+    # is guarded by the one it read, so replicas never act twice on the same run.
+
+    async def watch_runs(self, runs: list[dict[str, Any]]) -> None:
+        """Record dispatched jobs; a replica that raced for the same run recorded the same document."""
+        if runs:
+            try:
+                await self.runs.insert_many(runs, ordered=False)
+            except BulkWriteError:
+                pass  # duplicates of a raced run: the same job id, the same watch
+
+    async def run_started(self, job_id: str, started_at: datetime, deadline: datetime, worker_id: str) -> None:
+        await self.runs.update_one({"_id": job_id, "started_at": None},
+                                   {"$set": {"started_at": started_at, "deadline": deadline, "worker_id": worker_id}})
+
+    async def run_ended(self, job_id: str) -> dict[str, Any] | None:
+        """Forget a run whose result came; return its watch (None if it had none)."""
+        doc: dict[str, Any] | None = await self.runs.find_one_and_delete({"_id": job_id})
+        return doc
+
+    async def overdue_runs(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+        return [d async for d in self.runs.find({"deadline": {"$lte": now}}).sort("deadline", ASCENDING).limit(limit)]
+
+    async def move_run(self, run: dict[str, Any], fields: dict[str, Any]) -> bool:
+        """Change a run's state if nobody did since it was read."""
+        res = await self.runs.update_one({"_id": run["_id"], "deadline": run["deadline"]}, {"$set": fields})
+        return bool(res.modified_count)
+
+    async def forget_run(self, run: dict[str, Any]) -> None:
+        await self.runs.delete_one({"_id": run["_id"], "deadline": run["deadline"]})
+
+    async def requeue(self, account_id: str, credential_version: int, entry: dict[str, Any]) -> bool:
+        """Queue a job again for a run still due to this schedule (live, not paused, same credentials)."""
+        res = await self.schedules.update_one(
+            {"_id": account_id, "active": True, "paused": None, "credential_version": credential_version},
+            {"$push": {"outbox": entry}})
+        return bool(res.modified_count)
+
+    async def extend_lease(self, account_id: str, expires_at: datetime) -> None:
+        await self.leases.update_one({"holder": account_id}, {"$set": {"expires_at": expires_at}})
 
     # --- failures and incidents ------------------------------------------------------------------
 

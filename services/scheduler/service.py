@@ -13,6 +13,7 @@ from typing import Any
 from services.scheduler import policy
 from services.scheduler.due_index import DueIndex
 from services.scheduler.repository import CollectorConfig, ScheduleRepository, default_config
+from shared.errors import CollectionErrorCode
 from shared.events import (
     AccountCreated,
     AccountCredentialsUpdated,
@@ -21,7 +22,9 @@ from shared.events import (
     AccountRetryRequested,
     AffectedAccount,
     CollectionFailed,
+    CollectionStarted,
     CollectionSucceeded,
+    CollectionTimedOut,
     CollectJob,
     CollectorAnnounced,
     IncidentDeclared,
@@ -63,6 +66,13 @@ class Tuning:
     incident_share: float = 0.5
     resume_spread: timedelta = timedelta(minutes=5)
     refresh_horizon: timedelta = timedelta(minutes=2)
+    # The watch of runs in flight (the `runs` collection): a job not started within `start_timeout`
+    # goes out again (each time after twice as long, up to 16 times), a run started longer ago than
+    # `run_timeout` without a result is closed as internal_error; tombstones are kept `forget_after`.
+    start_timeout: timedelta = timedelta(minutes=2)
+    run_timeout: timedelta = timedelta(minutes=7)
+    forget_after: timedelta = timedelta(hours=1)
+    watch_every: timedelta = timedelta(seconds=5)
 
 
 class SchedulerService:
@@ -127,6 +137,15 @@ class SchedulerService:
                               next_run_at=next_run_at, pause_reason=pause, changed_at=self.clock())
         return outbox_entry(Events.SCHEDULE_CHANGED.for_tenant(doc["tenant_id"]), evt)
 
+    async def _flush(self, doc_filter: dict[str, Any]) -> None:
+        """Send what a write queued; NATS away is no failure of the write: the relay's sweep sends it
+        later. (Raising would fail a tick or an event handler whose claim already stands, and the
+        handler's redelivery would queue the same run twice.)"""
+        try:
+            await self.outbox.flush(doc_filter)
+        except Exception as exc:
+            log.warning("outbox_flush_deferred", error=str(exc))
+
     async def _run_now(self, evt: AccountEvent, reason: JobReason) -> None:
         now = self.clock()
         doc = await self.repo.get(evt.account_id, evt.tenant_id)
@@ -150,7 +169,7 @@ class SchedulerService:
         self._track(doc)
         if doc["next_run_at"] <= now:
             await self._dispatch([(doc["_id"], doc["next_run_at"])], {doc["_id"]: reason})
-        await self.outbox.flush({"_id": doc["_id"]})
+        await self._flush({"_id": doc["_id"]})
 
     async def account_created(self, evt: AccountCreated) -> None:
         await self._run_now(evt, "activation")
@@ -179,7 +198,12 @@ class SchedulerService:
             if incident is not None:
                 await self._resolve(incident, "collector_updated")
 
+    async def collection_started(self, evt: CollectionStarted) -> None:
+        """The job left the queue: watch the run's end from now on (its start is no longer awaited)."""
+        await self.repo.run_started(evt.job_id, evt.started_at, self.clock() + self.tuning.run_timeout, evt.worker_id)
+
     async def collection_succeeded(self, evt: CollectionSucceeded) -> None:
+        await self.repo.run_ended(evt.job_id)
         await self.repo.release_leases([evt.account_id])
         await self.repo.clear_failure(evt.collector_id, evt.account_id)
         doc = await self.repo.get(evt.account_id, evt.tenant_id)
@@ -194,11 +218,17 @@ class SchedulerService:
         await self._set(doc, {"failures": 0, "paused": None, "not_before": None, "next_run_at": nxt}, nxt, None)
 
     async def collection_failed(self, evt: CollectionFailed) -> None:
+        run = await self.repo.run_ended(evt.job_id)
+        # A run the watch closed as timed out was counted as a failure then: its real result, come
+        # late, decides what follows (a bad password pauses it) but is not a second failure.
+        await self._failed(evt, count=not (run and run.get("closed")))
+
+    async def _failed(self, evt: CollectionFailed, *, count: bool = True) -> None:
         await self.repo.release_leases([evt.account_id])
         doc = await self.repo.get(evt.account_id, evt.tenant_id)
         if doc is None or doc.get("credential_version") != evt.credential_version or not doc.get("active"):
             return
-        failures = int(doc.get("failures", 0)) + 1
+        failures = int(doc.get("failures", 0)) + (1 if count else 0)
         decision = policy.after_failure(evt.finished_at, evt.error_code, failures, evt.retry_after_s)
         if decision.alert_operators:
             log.error("operator_alert_internal_error", account_id=evt.account_id, collector_id=evt.collector_id,
@@ -221,7 +251,7 @@ class SchedulerService:
                                      guard={"credential_version": doc["credential_version"]})
         if new is not None:
             self._track(new)
-            await self.outbox.flush({"_id": doc["_id"]})
+            await self._flush({"_id": doc["_id"]})
 
     # --- dispatch ----------------------------------------------------------------------------------
 
@@ -243,6 +273,7 @@ class SchedulerService:
                     continue
             by_collector.setdefault(meta.collector_id, []).append((account_id, at, meta))
         runs: list[tuple[str, int, datetime, dict[str, Any]]] = []
+        jobs: dict[str, CollectJob] = {}
         # Marks this call's job entries: a replica that lost a race sees the winner's identical job.
         token = new_id()
         wanted: dict[str, tuple[int, list[str], int]] = {}
@@ -269,6 +300,7 @@ class SchedulerService:
                 # While the job runs, the next regular slot stands: a lost result never stops collection.
                 nxt = policy.after_success(now, meta.fraction, cfg.cadence)
                 entry = {**outbox_entry(collect_job(collector_id), job), "by": token}
+                jobs[account_id] = job
                 runs.append((account_id, meta.credential_version, nxt, entry))
         claimed = await self.repo.claim_and_queue(runs, now)
         dispatched = [account_id for account_id, _, _, _ in runs]
@@ -285,27 +317,104 @@ class SchedulerService:
             for account_id, _, nxt, _ in runs:
                 self.index.set(account_id, nxt)
         if dispatched:
+            # After the claim, so that a replica that lost the race watches nothing; a crash just
+            # before this leaves the run unwatched, as every run was before the watch existed.
+            await self.repo.watch_runs([self._watch(jobs[a], now, 0) for a in dispatched])
             log.info("jobs_dispatched", count=len(dispatched), collectors=len(by_collector))
         return dispatched
+
+    def _watch(self, job: CollectJob, now: datetime, tries: int) -> dict[str, Any]:
+        return {"_id": job.job_id, "tenant_id": job.tenant_id, "account_id": job.account_id,
+                "collector_id": job.collector_id, "credential_version": job.credential_version,
+                "reason": job.reason, "attempt": job.attempt, "tries": tries, "dispatched_at": now,
+                "started_at": None, "deadline": now + self.tuning.start_timeout * 2 ** min(tries, 4)}
 
     async def tick(self) -> int:
         """Dispatch what is due (at most ``max_dispatch_per_tick``); return how many went out."""
         due = [(e.account_id, e.at) for e in self.index.pop_due(self.clock(), self.tuning.max_dispatch_per_tick)]
         dispatched = await self._dispatch(due)
         if dispatched:
-            await self.outbox.flush({"_id": {"$in": dispatched}})
+            await self._flush({"_id": {"$in": dispatched}})
         return len(dispatched)
 
     async def run(self, every_s: float = 1.0, refresh_s: float = 60.0) -> None:
         await self.load()
         self.loaded.set()
-        last_refresh = asyncio.get_running_loop().time()
+        clock = asyncio.get_running_loop().time
+        last_refresh = last_watch = clock()
         while True:
             await asyncio.sleep(every_s)
-            await self.tick()
-            if asyncio.get_running_loop().time() - last_refresh >= refresh_s:
-                await self.refresh()
-                last_refresh = asyncio.get_running_loop().time()
+            # One failed round (the database away a moment) is logged and the next one tries again:
+            # reloading a million schedules for a restarted loop would cost far more.
+            try:
+                await self.tick()
+                if clock() - last_watch >= self.tuning.watch_every.total_seconds():
+                    last_watch = clock()
+                    await self.watch()
+                if clock() - last_refresh >= refresh_s:
+                    last_refresh = clock()
+                    await self.refresh()
+            except Exception:
+                log.exception("scheduler_round_failed")
+
+    # --- runs that never started or never finished --------------------------------------------------
+
+    async def watch(self) -> int:
+        """Act on the runs past their deadline; return how many went out again or were closed."""
+        now = self.clock()
+        acted = 0
+        for run in await self.repo.overdue_runs(now, self.tuning.max_dispatch_per_tick):
+            if run.get("closed") or (run.get("superseded") and run.get("started_at") is None):
+                await self.repo.forget_run(run)  # a tombstone, or a lost job replaced long ago
+            elif run.get("started_at") is None:
+                acted += await self._dispatch_again(run, now)
+            else:
+                acted += await self._close(run, now)
+        return acted
+
+    async def _dispatch_again(self, run: dict[str, Any], now: datetime) -> int:
+        """No `collection started` in time: the job was lost (with NATS, or by a worker that took it
+        and never ran it), or is still waiting behind others. Send a new job for the same run now,
+        keeping the account's session slot; a duplicate, if the first one still runs, costs a visit
+        of the portal (invoices are recorded once, and accounts keep the newest attempt's status)."""
+        job = CollectJob(job_id=CollectJob.make_id(run["account_id"], now), tenant_id=run["tenant_id"],
+                         account_id=run["account_id"], collector_id=run["collector_id"],
+                         credential_version=run["credential_version"], planned_at=now, reason=run["reason"],
+                         attempt=run["attempt"])
+        if job.job_id == run["_id"] or not await self.repo.move_run(
+                run, {"superseded": True, "deadline": now + self.tuning.forget_after}):
+            return 0  # another replica acted on it first
+        # Watched before it is queued: a crash in between leaves a watch that sends it again.
+        await self.repo.watch_runs([self._watch(job, now, int(run.get("tries", 0)) + 1)])
+        if not await self.repo.requeue(job.account_id, job.credential_version,
+                                       outbox_entry(collect_job(job.collector_id), job)):
+            await self.repo.run_ended(job.job_id)  # paused, deleted or new credentials since
+            return 0
+        await self.repo.extend_lease(job.account_id, now + self.tuning.lease_ttl)
+        log.warning("job_dispatched_again", account_id=job.account_id, lost_job=run["_id"], job_id=job.job_id,
+                    collector_id=job.collector_id, dispatched_at=run["dispatched_at"].isoformat())
+        await self._flush({"_id": job.account_id})
+        return 1
+
+    async def _close(self, run: dict[str, Any], now: datetime) -> int:
+        """Started, then silence past the scraper's time limit plus a margin: the worker died or its
+        result was lost. The account is told internal_error and the run is retried as one."""
+        if not await self.repo.move_run(run, {"closed": True, "deadline": now + self.tuning.forget_after}):
+            return 0
+        detail = f"no result {int(self.tuning.run_timeout.total_seconds())} s after the run started"
+        common = {k: run[k] for k in ("tenant_id", "account_id", "collector_id", "credential_version")}
+        common.update(job_id=run["_id"], started_at=run["started_at"], worker_id=run.get("worker_id") or "")
+        timed_out = CollectionTimedOut(**common, timed_out_at=now, detail=detail)
+        log.error("run_timed_out", account_id=run["account_id"], job_id=run["_id"], collector_id=run["collector_id"],
+                  worker_id=common["worker_id"])
+        doc = await self.repo.get(run["account_id"], run["tenant_id"])
+        if doc is not None:
+            await self.repo.update(doc, {"timed_out_job": run["_id"]},
+                                   [outbox_entry(Events.COLLECTION_TIMED_OUT.for_tenant(run["tenant_id"]), timed_out)])
+        await self._failed(CollectionFailed(**common, finished_at=now, error_code=CollectionErrorCode.INTERNAL_ERROR,
+                                            detail=detail))
+        await self._flush({"_id": run["account_id"]})
+        return 1
 
     # --- supplier-wide incidents -------------------------------------------------------------------
 
