@@ -20,6 +20,7 @@ from shared.client import ApiClient
 from shared.errors import RemoteApiError
 from shared.logging import configure_logging
 from shared.natsserver import NatsServerError
+from shared.runtime import first_of
 from shared.subjects import Api
 
 FINISHED = {"ok", "action_required", "retrying", "maintenance"}
@@ -66,14 +67,19 @@ async def run_up(data_dir: Path, *, demo: bool, nats_port: int, verbose: bool) -
         loop.add_signal_handler(sig, stop.set)
     try:
         async with _platform(data_dir, say, demo=demo, nats_port=nats_port, verbose=verbose,
-                             client_name="collectors-up") as (_, client):
+                             client_name="collectors-up") as (platform, client):
             await follow(client.nc, say)
             if demo:
                 await seed_demo(client, say)
             say(f"Ready. In another terminal: [bold]collectors accounts list --tenant {DEMO_TENANT}[/]  "
                 f"(logs: {data_dir / 'collectors.log'}; Ctrl-C to stop)")
-            await stop.wait()
+            await first_of(stop.wait(), *(rt.failed() for rt in platform.runtimes))
+            failed = [f"{rt.name}: {rt.failure}" for rt in platform.runtimes if rt.failure]
             say("Stopping…")
+        if failed:
+            # Nothing here restarts a service: stopping loudly beats a platform that only half works.
+            err_console.print(f"[red]collectors up stopped: a service could not recover:[/] {'; '.join(failed)}")
+            return 1
         return 0
     except (PlatformError, NatsServerError, RemoteApiError) as exc:
         err_console.print(f"[red]collectors up failed:[/] {exc}")

@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 from faststream.nats import NatsBroker
+from faststream.nats.annotations import NatsMessage
 
 from shared import subjects
 from shared.api import HealthReply
@@ -44,15 +45,39 @@ class ServiceRuntime:
     instance: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     # What a composition root exposes for tests and benchmarks (e.g. the use-case object).
     extras: dict[str, Any] = field(default_factory=dict)
+    # Why this instance cannot work now (None: it can), e.g. the scraper's browser restarting.
+    readiness: list[Callable[[], str | None]] = field(default_factory=list)
+    # Set by fail(): what could not recover.
+    failure: str | None = None
+    _failed: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _health_runner: web.AppRunner | None = None
 
     def __post_init__(self) -> None:
-        reply = HealthReply(service=self.name, instance=self.instance).model_dump()
+        reply = HealthReply(service=self.name, instance=self.instance).model_dump_json().encode()
 
-        @self.broker.subscriber(subjects.health(self.name), title=f"{self.name}-health")
-        async def health() -> dict[str, Any]:
-            return reply
+        # Silent while not ready, rather than a "not ready" answer: every instance hears the request
+        # and the first reply wins, so the service answers as long as one instance can work.
+        @self.broker.subscriber(subjects.health(self.name), title=f"{self.name}-health", no_reply=True)
+        async def health(msg: NatsMessage) -> None:
+            if msg.reply_to and not self.not_ready():
+                await msg.raw_message.respond(reply)
+
+    def not_ready(self) -> list[str]:
+        return [why for check in self.readiness if (why := check()) is not None]
+
+    def fail(self, reason: str) -> None:
+        """Something this service needs cannot recover: its process stops and exits non-zero, for
+        its supervisor (Kubernetes, `collectors up`'s caller) to start a fresh one."""
+        if self.failure is None:
+            log.critical("service_failed", service=self.name, reason=reason)
+            self.failure = reason
+            self._failed.set()
+
+    async def failed(self) -> str:
+        """Wait until :meth:`fail` is called; return its reason."""
+        await self._failed.wait()
+        return self.failure or ""
 
     async def start(self, health_port: int = 0) -> None:
         await self.broker.connect()
@@ -86,7 +111,9 @@ class ServiceRuntime:
     async def _serve_health(self, port: int) -> None:
         async def health(_: web.Request) -> web.Response:
             ok = self.broker._connection is not None and self.broker._connection.is_connected
-            return web.json_response({"service": self.name, "nats": ok}, status=200 if ok else 503)
+            not_ready = self.not_ready()
+            return web.json_response({"service": self.name, "nats": ok, "ready": not not_ready,
+                                      "not_ready": not_ready}, status=200 if ok and not not_ready else 503)
 
         app = web.Application()
         app.router.add_get("/health", health)
@@ -113,7 +140,8 @@ class ServiceRuntime:
         log.info("service_stopped", service=self.name)
 
 
-async def run_until_signalled(runtimes: list[ServiceRuntime], health_port: int = 0) -> None:
+async def run_until_signalled(runtimes: list[ServiceRuntime], health_port: int = 0) -> int:
+    """Run until SIGINT or SIGTERM (exit status 0) or until a runtime fails (1)."""
     import signal
 
     stop = asyncio.Event()
@@ -122,6 +150,18 @@ async def run_until_signalled(runtimes: list[ServiceRuntime], health_port: int =
         loop.add_signal_handler(sig, stop.set)
     for rt in runtimes:
         await rt.start(health_port)
-    await stop.wait()
+    await first_of(stop.wait(), *(rt.failed() for rt in runtimes))
     for rt in reversed(runtimes):
         await rt.stop()
+    return 1 if any(rt.failure for rt in runtimes) else 0
+
+
+async def first_of(*waits: Coroutine[Any, Any, Any]) -> None:
+    """Wait until the first of ``waits`` is done; cancel the others."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -53,6 +53,13 @@ class ScraperSettings(Settings):
     retry_delay_s: float = 5.0
     # Default wait of each browser action (find an element, load a page) in a collection.
     page_timeout_s: float = 15.0
+    # How often a worker checks that its browser and the Playwright driver still answer (a dead
+    # driver shows no other sign while no job runs).
+    browser_check_s: float = Field(default=5.0, gt=0)
+    # This many browser or driver deaths (or failed starts) within the window and the worker exits
+    # non-zero, for its supervisor to start a fresh one.
+    browser_max_failures: int = Field(default=5, ge=1)
+    browser_failure_window_s: float = Field(default=600.0, gt=0)
 
 
 class AccountsSettings(Settings):

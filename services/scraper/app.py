@@ -9,7 +9,7 @@ from typing import Any
 
 from nats.js.object_store import ObjectStore
 
-from services.scraper.browsers import BrowserPool
+from services.scraper.browsers import BrowserPolicy, BrowserPool
 from services.scraper.collectors import builtin_collectors
 from services.scraper.jobs import JobConsumer, JobPolicy
 from services.scraper.kit import Collector
@@ -42,7 +42,11 @@ class ScraperRuntime(ServiceRuntime):
 def build(settings: ScraperSettings, *, collectors: dict[str, Collector] | None = None) -> ServiceRuntime:
     broker = make_broker(settings.nats_url, NAME)
     ledger = Ledger(make_mongo_client(settings.mongodb_url)[settings.database_name(NAME)])
-    browsers = BrowserPool(page_timeout_s=settings.page_timeout_s)
+    # Late-bound: the job consumer and the runtime are built below.
+    browsers = BrowserPool(page_timeout_s=settings.page_timeout_s, policy=BrowserPolicy(
+        check_s=settings.browser_check_s, max_failures=settings.browser_max_failures,
+        failure_window_s=settings.browser_failure_window_s),
+        on_lost=lambda why: jobs.hand_back_running(why), on_give_up=lambda why: rt.fail(why))
     plugins = collectors if collectors is not None else builtin_collectors()
     state: dict[str, Any] = {}
 
@@ -62,6 +66,7 @@ def build(settings: ScraperSettings, *, collectors: dict[str, Collector] | None 
         JobPolicy(concurrency=settings.concurrency, heartbeat_s=settings.heartbeat_s,
                   retry_delay_s=settings.retry_delay_s, max_deliver=settings.max_deliver),
         known_collectors=lambda: set(plugins), run=service.run_job, keep_aside=service.keep_aside,
+        available=browsers.wait_ready,
     )
 
     serve_api(broker, Api.SCRAPER_INVOICES_LIST, NAME,
@@ -88,6 +93,8 @@ def build(settings: ScraperSettings, *, collectors: dict[str, Collector] | None 
 
     rt = ScraperRuntime(NAME, broker, jobs=jobs)
     rt.on_connect.append(connect)
+    rt.on_connect.append(browsers.start)  # not ready until the browser runs
+    rt.readiness.append(browsers.not_ready)
     rt.after_start.append(after_start)
     rt.on_stop.append(browsers.close)
     return rt

@@ -25,6 +25,15 @@ log = get_logger("collectors.scraper.jobs")
 KeepAside = Callable[[str, bytes, str], Awaitable[None]]
 
 
+class WorkerUnavailable(Exception):
+    """This worker, not the job, failed (its browser died): the job goes back to the queue at once,
+    for another worker or for this one once it has recovered, and nobody is told it failed."""
+
+
+async def _always_available() -> None:
+    pass
+
+
 @dataclass
 class JobPolicy:
     concurrency: int = 4
@@ -37,13 +46,17 @@ class JobPolicy:
 
 class JobConsumer:
     def __init__(self, policy: JobPolicy, known_collectors: Callable[[], set[str]],
-                 run: Callable[[CollectJob], Awaitable[None]], keep_aside: KeepAside) -> None:
+                 run: Callable[[CollectJob], Awaitable[None]], keep_aside: KeepAside,
+                 available: Callable[[], Awaitable[None]] = _always_available) -> None:
         self.policy = policy
         self._known = known_collectors
         self._run = run
         self._keep_aside = keep_aside
+        self._available = available
         self._slots = asyncio.Semaphore(policy.concurrency)
         self._running: set[asyncio.Task[None]] = set()
+        self._handed_back: set[asyncio.Task[None]] = set()
+        self._hand_back_why = ""
         self._stopping = False
 
     async def receive(self, msg: NatsMessage) -> None:
@@ -53,6 +66,9 @@ class JobConsumer:
             return
         heartbeat = asyncio.create_task(self._heartbeat(msg))
         try:
+            # While the browser restarts, hold this one job (the heartbeat keeps it ours) instead of
+            # taking jobs that could not run.
+            await self._available()
             await self._slots.acquire()
         except BaseException:
             heartbeat.cancel()
@@ -67,14 +83,29 @@ class JobConsumer:
             with contextlib.suppress(Exception):  # a missed beat is retried at the next one
                 await msg.in_progress()
 
+    def hand_back_running(self, why: str) -> None:
+        """Stop every running job and hand it back to the queue now: this worker cannot run them
+        (its browser died). Jobs not in the browser at that moment would only fail on it later."""
+        self._hand_back_why = why
+        for task in self._running:
+            self._handed_back.add(task)
+            task.cancel()
+
     async def _handle(self, msg: NatsMessage, heartbeat: asyncio.Task[None]) -> None:
+        task = asyncio.current_task()
         try:
             await self.handle(msg)
         except asyncio.CancelledError:
+            if task is not None and task in self._handed_back:
+                task.uncancel()  # our own cancellation, done with: the job ends here, handed back
+                await self._hand_back(msg, self._hand_back_why)
+                return
             with contextlib.suppress(Exception):
                 await msg.nack()  # stopping: hand it back now rather than after the ack wait
             raise
         finally:
+            if task is not None:
+                self._handed_back.discard(task)
             heartbeat.cancel()
             self._slots.release()
 
@@ -101,6 +132,9 @@ class JobConsumer:
             return
         try:
             await self._run(job)
+        except WorkerUnavailable as exc:
+            await self._hand_back(msg, str(exc))
+            return
         except Exception as exc:
             # Our plumbing failed (NATS, database, accounts API): the job is fine, run it again later.
             delivered = _deliveries(msg)
@@ -112,6 +146,21 @@ class JobConsumer:
             await msg.nack(delay=self.policy.retry_delay_s)
             return
         await msg.ack()
+
+    async def _hand_back(self, msg: NatsMessage, why: str) -> None:
+        """Nack without delay: the job is fine, another worker (or this one, recovered) runs it now."""
+        delivered = _deliveries(msg)
+        if delivered >= self.policy.max_deliver:
+            # JetStream would deliver it no more: a job that was running at every browser death is
+            # likely the one killing it (a huge download), so it is kept, not dropped silently.
+            await self._dead_letter(msg, f"the worker's browser died during each of its {delivered} "
+                                         f"deliveries, last: {why}"[:500])
+            log.error("job_kept_aside_after_browser_deaths", subject=msg.raw_message.subject,
+                      deliveries=delivered)
+            return
+        with contextlib.suppress(Exception):  # else it comes back after the ack wait anyway
+            await msg.nack()
+        log.warning("job_handed_back", subject=msg.raw_message.subject, deliveries=delivered, why=why)
 
     async def _dead_letter(self, msg: NatsMessage, why: str) -> None:
         """A job that can never run is stored for inspection and terminated, never retried forever."""

@@ -115,6 +115,10 @@ class ScraperService:
                 ctx = CollectContext(browser_context=context, http=http, portal_url=self.portal_url(collector),
                                      login=creds.login, password=creds.password, known_numbers=known)
                 report = await run_collection(collector, ctx, store, timeout_s=self.settings.job_timeout_s)
+                if report.outcome is not None:
+                    # The portal's or the collector's fault only if our browser outlived the run:
+                    # else BrowserLost hands the job back, and no failure is published.
+                    await self.browsers.verify(context)
         finally:
             forget_secret(creds.password)
         outcome = report.outcome
