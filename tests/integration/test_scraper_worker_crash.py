@@ -73,6 +73,8 @@ def start_worker_process(nats_url: str, mongodb_url: str | None, db_prefix: str,
            "COLLECTORS_SANDBOX_URL": portal.url, "COLLECTORS_LOG_JSON": "true"}
     if mongodb_url:
         env["MONGODB_URL"] = mongodb_url  # a real database: worker B then sees A's ledger too
+    else:
+        env["COLLECTORS_IN_MEMORY"] = "1"  # each worker its own ledger, as two pods without a database
     with open(log, "wb") as out:
         # Its own session: the kill takes the worker and the browser it started, like a lost pod.
         return subprocess.Popen([sys.executable, "-m", "services.scraper"], cwd=ROOT, env=env, stdout=out,
