@@ -8,6 +8,12 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# A downloaded document larger than this is not collected (it ends as ``download_failed``); a
+# collector's manifest may set its own limit, up to the ceiling: a document fetched by a page crosses
+# the browser as a base64 string, and V8's strings stop at 512 MB.
+MAX_DOCUMENT_BYTES = 50 * 1024 * 1024
+MAX_DOCUMENT_BYTES_CEILING = 256 * 1024 * 1024
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COLLECTORS_", extra="ignore")
@@ -53,6 +59,8 @@ class ScraperSettings(Settings):
     retry_delay_s: float = 5.0
     # Default wait of each browser action (find an element, load a page) in a collection.
     page_timeout_s: float = 15.0
+    # Largest document a collection downloads (a manifest's ``max_document_bytes`` overrides it).
+    max_document_bytes: int = Field(default=MAX_DOCUMENT_BYTES, ge=1, le=MAX_DOCUMENT_BYTES_CEILING)
     # How often a worker checks that its browser and the Playwright driver still answer (a dead
     # driver shows no other sign while no job runs).
     browser_check_s: float = Field(default=5.0, gt=0)

@@ -59,7 +59,7 @@ def build(settings: ScraperSettings, *, collectors: dict[str, Collector] | None 
     service = ScraperService(
         broker, ledger, plugins, browsers, store,
         JobSettings(worker_id=f"{socket.gethostname()}-{os.getpid()}", sandbox_url=settings.sandbox_url,
-                    job_timeout_s=settings.job_timeout_s),
+                    job_timeout_s=settings.job_timeout_s, max_document_bytes=settings.max_document_bytes),
         accounts_client,
     )
     jobs = JobConsumer(

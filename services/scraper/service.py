@@ -15,6 +15,7 @@ from nats.js.errors import NotFoundError, ObjectNotFoundError
 from services.scraper.browsers import BrowserPool
 from services.scraper.downloads import read_slice
 from services.scraper.kit import CollectContext, CollectedDocument, Collector
+from services.scraper.kit.download import document_limit
 from services.scraper.kit.portal_http import PortalHttp
 from services.scraper.ledger import Ledger, object_key
 from services.scraper.runner import run_collection
@@ -32,6 +33,7 @@ from shared.events import (
     utcnow,
 )
 from shared.logging import REDACTED, forget_secret, get_logger, register_secret
+from shared.settings import MAX_DOCUMENT_BYTES
 from shared.subjects import Api, Events
 
 log = get_logger("collectors.scraper")
@@ -42,6 +44,7 @@ class JobSettings:
     worker_id: str
     sandbox_url: str | None = None
     job_timeout_s: float = 300.0
+    max_document_bytes: int = MAX_DOCUMENT_BYTES
 
 
 class ScraperService:
@@ -111,10 +114,11 @@ class ScraperService:
                 return await self._store(job, document)
 
             async with self._sessions[job.collector_id], self.browsers.context() as context:
-                http = PortalHttp(context.request, timeout_ms=self.browsers.page_timeout_s * 1000)
+                http = PortalHttp(context, timeout_ms=self.browsers.page_timeout_s * 1000)
                 ctx = CollectContext(browser_context=context, http=http, portal_url=self.portal_url(collector),
                                      login=creds.login, password=creds.password, known_numbers=known)
-                report = await run_collection(collector, ctx, store, timeout_s=self.settings.job_timeout_s)
+                with document_limit(collector.manifest.max_document_bytes or self.settings.max_document_bytes):
+                    report = await run_collection(collector, ctx, store, timeout_s=self.settings.job_timeout_s)
                 if report.outcome is not None:
                     # The portal's or the collector's fault only if our browser outlived the run:
                     # else BrowserLost hands the job back, and no failure is published.
@@ -149,7 +153,8 @@ class ScraperService:
             return False
         # The file goes first (content-addressed, so a retry rewrites the same object): a ledger
         # entry never points at a missing file.
-        await self.store().put(object_key(job.tenant_id, job.account_id, document.sha256), document.content)
+        # Read from its spooled file in chunks: a large PDF never sits whole in the worker's memory.
+        await self.store().put(object_key(job.tenant_id, job.account_id, document.sha256), document.open())
         evt = await self.ledger.record(job.tenant_id, job.account_id, job.collector_id, document, utcnow())
         if evt is None:
             return False

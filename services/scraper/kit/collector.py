@@ -52,7 +52,7 @@ class CollectContext:
         if self.http is None:
             if self.browser_context is None:
                 raise ValueError("a CollectContext needs a browser context, a page or an http client")
-            self.http = PortalHttp(self.browser_context.request)
+            self.http = PortalHttp(self.browser_context)
         self.http.observe(self.witness.saw_http)
         if self.page is not None:
             self.witness.attach(self.page)

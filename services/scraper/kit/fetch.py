@@ -18,23 +18,48 @@ from playwright.async_api import Page
 
 from services.scraper.kit.errors import InterfaceChanged
 from services.scraper.kit.reply import HttpReply, origin
+from services.scraper.kit.stream import Download
 
 DEFAULT_TIMEOUT_MS = 30_000
 
 _FETCH_ALL = """
-async ({urls, headers, timeoutMs}) => {
+async ({urls, headers, timeoutMs, maxBytes}) => {
+  // With maxBytes, a body longer than that is not read past it (nor held, nor sent back): only its
+  // status and headers return, marked cut.
+  const readBounded = async (response) => {
+    if (Number(response.headers.get("content-length")) > maxBytes) return null;
+    if (!response.body) return new Uint8Array(0);
+    const reader = response.body.getReader();
+    const parts = [];
+    let size = 0;
+    for (;;) {
+      const {done, value} = await reader.read();
+      if (done) break;
+      size += value.length;
+      if (size > maxBytes) {
+        await reader.cancel();
+        return null;
+      }
+      parts.push(value);
+    }
+    const bytes = new Uint8Array(size);
+    let at = 0;
+    for (const part of parts) { bytes.set(part, at); at += part.length; }
+    return bytes;
+  };
   const replies = [];
   for (const url of urls) {
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), timeoutMs);
     try {
       const response = await fetch(url, {headers, credentials: "include", redirect: "follow", signal: abort.signal});
-      const bytes = new Uint8Array(await response.arrayBuffer());
+      const bytes = maxBytes === null ? new Uint8Array(await response.arrayBuffer()) : await readBounded(response);
+      if (bytes === null) abort.abort();  // the rest of the body is not wanted
       let binary = "";
-      for (let i = 0; i < bytes.length; i += 0x8000) {
+      for (let i = 0; bytes !== null && i < bytes.length; i += 0x8000) {
         binary += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
       }
-      replies.push({status: response.status, url: response.url,
+      replies.push({status: response.status, url: response.url, cut: bytes === null,
                     headers: Object.fromEntries(response.headers.entries()), body: btoa(binary)});
     } catch (error) {
       replies.push({status: 0, url, headers: {}, body: "", error: String(error)});
@@ -57,19 +82,29 @@ async def _through_request_client(page: Page, url: str, headers: dict[str, str],
 
 
 async def page_fetch_all(page: Page, urls: Sequence[str], *, headers: Mapping[str, str] | None = None,
-                         timeout_ms: float = DEFAULT_TIMEOUT_MS) -> list[HttpReply]:
-    """GET each URL in turn with the page's session (redirects followed), replies in the same order."""
+                         timeout_ms: float = DEFAULT_TIMEOUT_MS, max_bytes: int | None = None) -> list[HttpReply]:
+    """GET each URL in turn with the page's session (redirects followed), replies in the same order.
+
+    With ``max_bytes``, a same-origin body longer than that is not read past it: its reply comes
+    back with no body and ``cut_at`` set (a ``Download``); other origins are not fetched then
+    (``kit.download`` streams those instead of using Playwright's request client).
+    """
     wanted = dict(headers or {})
     here = origin(page.url)
     same_origin = [url for url in urls if origin(url) == here]
+    if max_bytes is not None and len(same_origin) != len(urls):
+        raise ValueError("with max_bytes, only URLs of the page's origin")
     fetched: dict[str, HttpReply] = {}
     if same_origin:
         raw_replies = await page.evaluate(_FETCH_ALL, {"urls": same_origin, "headers": wanted,
-                                                       "timeoutMs": timeout_ms})
+                                                       "timeoutMs": timeout_ms, "maxBytes": max_bytes})
         for url, raw in zip(same_origin, raw_replies, strict=True):
-            fetched[url] = HttpReply(status=int(raw["status"]), url=str(raw["url"]),
-                                     headers={k.lower(): str(v) for k, v in raw["headers"].items()},
-                                     body=base64.b64decode(raw["body"]), error=str(raw.get("error", "")))
+            status, final_url = int(raw["status"]), str(raw["url"])
+            answered = {k.lower(): str(v) for k, v in raw["headers"].items()}
+            fetched[url] = (Download(status=status, url=final_url, headers=answered, body=b"", cut_at=max_bytes)
+                            if raw.get("cut") else
+                            HttpReply(status=status, url=final_url, headers=answered,
+                                      body=base64.b64decode(raw["body"]), error=str(raw.get("error", ""))))
     return [fetched[url] if url in fetched else await _through_request_client(page, url, wanted, timeout_ms)
             for url in urls]
 

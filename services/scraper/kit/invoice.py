@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Literal
+from typing import IO, Literal
+
+from services.scraper.kit.body import DocumentBody
 
 DocumentKind = Literal["invoice", "credit_note"]
 
@@ -23,20 +24,37 @@ class InvoiceRef:
     download_url: str
 
 
-@dataclass(frozen=True)
 class CollectedDocument:
-    """An invoice or credit note with its PDF."""
+    """An invoice or credit note with its PDF: bytes a collector holds (``content=``), or a
+    download kept in a spooled file (``body=``), which nothing reads whole into memory."""
 
-    ref: InvoiceRef
-    content: bytes
-    sha256: str = field(init=False)
+    __slots__ = ("body", "ref")
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "sha256", hashlib.sha256(self.content).hexdigest())
+    def __init__(self, ref: InvoiceRef, content: bytes | None = None, *, body: DocumentBody | None = None) -> None:
+        if (content is None) == (body is None):
+            raise TypeError("a CollectedDocument needs its content or its body, not both")
+        self.ref = ref
+        self.body = body if body is not None else DocumentBody.of(content or b"")
+
+    @property
+    def sha256(self) -> str:
+        return self.body.sha256
 
     @property
     def size(self) -> int:
-        return len(self.content)
+        return self.body.size
+
+    @property
+    def content(self) -> bytes:
+        """The whole PDF in memory: for small documents and tests (the store reads ``open()``)."""
+        return self.body.read()
+
+    def open(self) -> IO[bytes]:
+        """The PDF from its first byte, to be read in chunks."""
+        return self.body.open()
+
+    def __repr__(self) -> str:
+        return f"CollectedDocument(ref={self.ref!r}, size={self.size}, sha256={self.sha256[:12]}…)"
 
 
 @dataclass(frozen=True)

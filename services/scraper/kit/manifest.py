@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, HttpUrl
 
+from shared.settings import MAX_DOCUMENT_BYTES_CEILING
+
 LoginKind = Literal["email", "identifier"]
 
 
@@ -18,3 +20,5 @@ class Manifest(BaseModel):
     frequency_hours: int = Field(default=24, ge=1, le=24 * 31)
     max_sessions: int = Field(default=4, ge=1, description="Concurrent sessions allowed on the portal")
     version: str = "1"
+    # Largest document this portal may send (None: the worker's COLLECTORS_MAX_DOCUMENT_BYTES).
+    max_document_bytes: int | None = Field(default=None, ge=1, le=MAX_DOCUMENT_BYTES_CEILING)

@@ -33,7 +33,7 @@ async def har_session(browser: Browser, *, record: Path | None = None,
     try:
         if replay is not None:
             await context.route_from_har(replay, not_found="abort")
-        http = PortalHttp(context.request, recorder=recorder,
+        http = PortalHttp(context, recorder=recorder,
                           replay=HarReplay.load(replay) if replay is not None else None)
         yield context, http
     finally:

@@ -14,23 +14,25 @@ client's requests in a HAR nor replays them from one: ``kit.har`` does both).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from urllib.parse import urljoin, urlsplit
 
 from playwright._impl._errors import TargetClosedError  # raised by the public API, not exported by it
-from playwright.async_api import APIRequestContext
+from playwright.async_api import APIRequestContext, BrowserContext
 from playwright.async_api import Error as PlaywrightError
 
 from services.scraper.kit.fetch import DEFAULT_TIMEOUT_MS
 from services.scraper.kit.forms import FormSubmission, form_body
 from services.scraper.kit.har import HarRecorder, HarReplay
 from services.scraper.kit.reply import HttpReply, origin
+from services.scraper.kit.stream import Download, kept, stream_download
 
 MAX_REDIRECTS = 20
 FORM_TYPE = "application/x-www-form-urlencoded"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 Observer = Callable[[HttpReply, Mapping[str, str]], None]
+Exchange = Callable[[str, str, dict[str, str], str | None], Awaitable[HttpReply]]
 
 
 def navigation_headers(referrer: str, url: str, method: str) -> dict[str, str]:
@@ -59,13 +61,17 @@ class PortalHttp:
 
     A reply with ``status == 0`` means no HTTP answer at all (refused, timed out, not in the
     replayed HAR), with the reason in ``error``.
+
+    Made from the browser context (``PortalHttp(context)``) it can also ``download`` documents of
+    any size; from its request client only, it cannot.
     """
 
-    def __init__(self, request: APIRequestContext | None, *, timeout_ms: float = DEFAULT_TIMEOUT_MS,
+    def __init__(self, client: BrowserContext | APIRequestContext | None, *, timeout_ms: float = DEFAULT_TIMEOUT_MS,
                  recorder: HarRecorder | None = None, replay: HarReplay | None = None) -> None:
-        if request is None and replay is None:
-            raise ValueError("PortalHttp needs a request client or a HAR to replay")
-        self._request = request
+        if client is None and replay is None:
+            raise ValueError("PortalHttp needs a browser context, a request client or a HAR to replay")
+        self._context = client if isinstance(client, BrowserContext) else None
+        self._request = client.request if isinstance(client, BrowserContext) else client
         self.timeout_ms = timeout_ms
         self._recorder = recorder
         self._replay = replay
@@ -78,6 +84,25 @@ class PortalHttp:
 
     async def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> HttpReply:
         return await self._follow("GET", url, dict(headers or {}), None)
+
+    async def download(self, url: str, *, max_bytes: int, headers: Mapping[str, str] | None = None) -> Download:
+        """GET a document (redirects followed) into a file, stopped past ``max_bytes``: never through
+        Playwright's request client, which would hold the whole body in its driver."""
+
+        async def exchange(method: str, hop: str, sent: dict[str, str], body: str | None) -> HttpReply:
+            if self._replay is not None:
+                return kept(self._replay.answer(method, hop, body), max_bytes)
+            if self._context is None:
+                raise RuntimeError("downloads need the browser context: PortalHttp(context), not its request client")
+            download = await stream_download(self._context, method, hop, sent, body, max_bytes=max_bytes,
+                                             timeout_ms=self.timeout_ms)
+            if self._recorder is not None and download.status != 0:
+                whole = download.file.read() if download.file is not None else b""
+                self._recorder.add(method, hop, sent, body, HttpReply(download.status, hop, download.headers, whole))
+            return download
+
+        reply = await self._follow("GET", url, dict(headers or {}), None, exchange=exchange)
+        return kept(reply, max_bytes)  # a Download, or no answer (too many redirects)
 
     async def get_all(self, urls: Sequence[str], *, headers: Mapping[str, str] | None = None) -> list[HttpReply]:
         """Each URL in turn (never a burst on the portal), replies in the same order."""
@@ -97,11 +122,11 @@ class PortalHttp:
                                   referrer=form.referrer or None)
 
     async def _follow(self, method: str, url: str, headers: dict[str, str], body: str | None, *,
-                      referrer: str | None = None) -> HttpReply:
+                      referrer: str | None = None, exchange: Exchange | None = None) -> HttpReply:
         for _ in range(MAX_REDIRECTS + 1):
             if referrer is not None:
                 headers = {**_without(headers, "referer", "origin"), **navigation_headers(referrer, url, method)}
-            reply = await self._exchange(method, url, headers, body)
+            reply = await (exchange or self._exchange)(method, url, headers, body)
             for observer in self._observers:
                 observer(reply, headers)
             location = reply.headers.get("location")
