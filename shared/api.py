@@ -22,7 +22,6 @@ Line = Annotated[str, AfterValidator(single_line)]
 Text = Annotated[str, AfterValidator(multi_line)]
 
 
-
 class ErrorBody(Contract):
     code: str
     message: str
