@@ -11,6 +11,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,19 @@ async def test_every_api_subject_answers_each_hostile_body_with_a_structured_err
             health("scraper")} <= subjects
     async with services_running(runtimes, nats_url) as client:
         nc = await nats.connect(nats_url)
+
+        async def ready(service: str) -> bool:
+            try:
+                await nc.request(health(service), b"{}", timeout=1.0)
+            except Exception:
+                return False
+            return True
+
         try:
+            # The scraper answers health only once its browser runs: wait for every service to be
+            # ready, so that silence below can only mean a body went unanswered.
+            for rt in runtimes:
+                await eventually(partial(ready, rt.name), timeout=30, what=f"{rt.name} ready")
             for subject in sorted(subjects):
                 for name, (body, headers) in HOSTILE.items():
                     loop = asyncio.get_running_loop()
