@@ -32,6 +32,7 @@ from shared.events import CollectJob, utcnow
 from shared.settings import MAX_DOCUMENT_BYTES, ScraperSettings
 from shared.subjects import INVOICE_BUCKET, Api, collect_job
 from tests.integration.helpers import eventually
+from tests.processes import cmdline, descendants
 
 pytestmark = pytest.mark.browser
 
@@ -170,32 +171,10 @@ def _status(pid: int) -> dict[str, int]:
         return {}
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
 def browser_processes() -> list[int]:
     """This process's Playwright drivers and Chromium processes (not nats-server)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    found, todo = [], list(children.get(os.getpid(), []))
-    while todo:
-        pid = todo.pop()
-        todo.extend(children.get(pid, []))
-        if "playwright" in _cmdline(pid) or "chrom" in _cmdline(pid):
-            found.append(pid)
-    return found
+    return [pid for pid in descendants(os.getpid())
+            if any("playwright" in a or "chrom" in a for a in cmdline(pid))]
 
 
 class PeakMemory:
@@ -213,8 +192,8 @@ class PeakMemory:
     def growth(self) -> dict[str, int]:
         grown: dict[str, int] = {}
         for pid in [os.getpid(), *browser_processes()]:
-            name = "worker" if pid == os.getpid() else ("driver" if "playwright" in _cmdline(pid)
-                                                        else "renderer" if "--type=renderer" in _cmdline(pid)
+            name = "worker" if pid == os.getpid() else ("driver" if "playwright" in " ".join(cmdline(pid))
+                                                        else "renderer" if "--type=renderer" in " ".join(cmdline(pid))
                                                         else "chromium")
             peak = _status(pid).get("VmHWM", 0) - self.before.get(pid, 0)
             grown[f"{name} {pid}"] = peak

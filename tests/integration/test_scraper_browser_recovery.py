@@ -37,6 +37,7 @@ from shared.settings import ScraperSettings
 from shared.subjects import health
 from tests.integration.helpers import eventually
 from tests.integration.test_scraper_workers import Harness
+from tests.processes import cmdline, descendants
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -50,40 +51,14 @@ PROMPT_S = 10.0
 # --- processes -----------------------------------------------------------------------------------
 
 
-def _cmdline(pid: int) -> list[str]:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
-    except OSError:
-        return []
-
-
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 def drivers(pid: int) -> set[int]:
     """Playwright's node driver processes under ``pid``."""
-    return {p for p in descendants(pid) if (cmd := _cmdline(p)) and cmd[0].endswith("playwright/driver/node")}
+    return {p for p in descendants(pid) if (cmd := cmdline(p)) and cmd[0].endswith("playwright/driver/node")}
 
 
 def browser_processes(driver: int) -> set[int]:
     """The main Chromium process started by ``driver`` (not its renderers or the shell wrapper)."""
-    return {p for p in descendants(driver) if (cmd := _cmdline(p)) and cmd[0].startswith("/usr/lib/chromium/")
+    return {p for p in descendants(driver) if (cmd := cmdline(p)) and cmd[0].startswith("/usr/lib/chromium/")
             and not any("--type=" in a for a in cmd)}  # helpers rewrite their argv as one string
 
 
