@@ -27,9 +27,12 @@ NOW = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
 COLLECTORS = 20
 
 
-async def main(total: int) -> None:
+async def main(total: int, sync: str) -> None:
     configure_logging("WARNING", json=True)  # one log line per job would dominate the timing
-    server = NatsServer(store_dir=temp_store())
+    # Production's write path by default: deploy/'s Kubernetes NATS keeps nats-server's default sync
+    # (a host's loss is covered by 3 replicas); `--sync always` is `collectors up`'s single server.
+    server = NatsServer(store_dir=temp_store(), sync_always=sync == "always")
+    print(f"nats-server sync: {sync}")
     server.start()
     await wait_jetstream_ready(server.url)
     broker = make_broker(server.url, "bench")
@@ -108,4 +111,7 @@ async def main(total: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--schedules", type=int, default=1_000_000)
-    asyncio.run(main(parser.parse_args().schedules))
+    parser.add_argument("--sync", choices=("default", "always"), default="default",
+                        help="nats-server's sync policy: deploy/'s cluster (default) or collectors up's (always)")
+    args = parser.parse_args()
+    asyncio.run(main(args.schedules, args.sync))

@@ -28,6 +28,7 @@ from shared.errors import ApiError, ApiErrorCode
 from shared.events import CollectJob, Event
 from shared.logging import get_logger
 from shared.payload import PayloadRefused, parse_object
+from shared.settings import StreamSettings
 from shared.subjects import STREAMS
 
 log = get_logger("collectors.broker")
@@ -72,9 +73,11 @@ def nats_client(broker: NatsBroker) -> NATS:
 
 
 async def ensure_streams(js: JetStreamContext, owners: Iterable[str] = tuple(STREAMS)) -> None:
-    """Create each stream, or bring an existing one to the declared configuration."""
+    """Create each stream, or bring an existing one to the declared configuration (its replicas
+    from ``COLLECTORS_STREAM_REPLICAS``)."""
+    replicas = StreamSettings().stream_replicas
     for owner in owners:
-        config = STREAMS[owner]
+        config = dataclasses.replace(STREAMS[owner], num_replicas=replicas)
         try:
             await js.add_stream(config)
         except BadRequestError:

@@ -43,6 +43,15 @@ class Settings(BaseSettings):
         return f"{self.db_prefix}_{service}"
 
 
+class StreamSettings(BaseSettings):
+    """How JetStream keeps our streams, read where they are declared (every service declares them)."""
+
+    model_config = SettingsConfigDict(env_prefix="COLLECTORS_", extra="ignore")
+    # nats-servers holding each stream and the invoice bucket: 1 on one machine (`collectors up`,
+    # compose), 3 on deploy/'s Kubernetes cluster, where a host's loss is survived by replication.
+    stream_replicas: int = Field(default=1, ge=1, le=5)
+
+
 class ScraperSettings(Settings):
     concurrency: int = Field(default=4, ge=1, le=64, description="Concurrent jobs per worker")
     # Base URL of the local sandbox portals, replacing the host of `sandbox-*` manifests.

@@ -7,6 +7,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
+from nats.js.api import ObjectStoreConfig, StorageType
 from nats.js.object_store import ObjectStore
 
 from services.scraper.browsers import BrowserPolicy, BrowserPool
@@ -20,7 +21,7 @@ from shared.broker import api_handler, consume, jetstream, make_broker, serve_ap
 from shared.client import ApiClient
 from shared.mongo import make_mongo_client
 from shared.runtime import ServiceRuntime
-from shared.settings import ScraperSettings
+from shared.settings import ScraperSettings, StreamSettings
 from shared.subjects import COLLECT_JOBS_PATTERN, INVOICE_BUCKET, Api
 
 NAME = "scraper"
@@ -85,7 +86,9 @@ def build(settings: ScraperSettings, *, collectors: dict[str, Collector] | None 
 
     async def connect() -> None:
         await ledger.create_indexes()
-        state["store"] = await jetstream(broker).create_object_store(INVOICE_BUCKET)
+        # Kept by as many servers as the streams (COLLECTORS_STREAM_REPLICAS), on disk.
+        state["store"] = await jetstream(broker).create_object_store(INVOICE_BUCKET, ObjectStoreConfig(
+            bucket=INVOICE_BUCKET, storage=StorageType.FILE, replicas=StreamSettings().stream_replicas))
         state["client"] = ApiClient(broker.connection, timeout=settings.request_timeout_s)
 
     async def after_start() -> None:
