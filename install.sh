@@ -17,4 +17,12 @@ PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
+# The AsyncAPI project's own parser (@asyncapi/parser, package-lock.json), which
+# tests/unit/test_asyncapi.py runs on the generated contract. --ignore-scripts: no package needs one
+# (one would only send install telemetry).
+if command -v npm >/dev/null 2>&1; then
+  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+else
+  echo "node/npm not found: skipping @asyncapi/parser (tests/unit/test_asyncapi.py then skips its parser check)"
+fi
 echo "Installed. Activate with: . .venv/bin/activate"

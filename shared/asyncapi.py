@@ -6,6 +6,7 @@ import json
 from typing import Any
 from urllib.parse import unquote
 
+from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
 from pydantic import BaseModel
 
@@ -23,17 +24,32 @@ def _schema(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, Any]:
     return {"$ref": REF.format(model=model.__name__)}
 
 
+def _specification(broker: NatsBroker, title: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(AsyncAPI(broker, title=title).to_specification().to_json())
+    return doc
+
+
+def _documented_publishers(service: str) -> NatsBroker:
+    """A broker of its own holding what ``service`` publishes, for the document only: the services
+    publish through the outbox or ``publish_event``, and the runtime's broker is left as built."""
+    broker = NatsBroker()
+    for subject, model in PUBLISHES.get(service, []):
+        broker.publisher(subject, schema=model, title=f"{service}:{subject}", description=model.__doc__)
+    return broker
+
+
 def build_document(runtimes: list[ServiceRuntime], version: str = "1") -> dict[str, Any]:
     merged: dict[str, Any] = {"asyncapi": "3.0.0", "info": {"title": "collectors", "version": version},
-                              "channels": {}, "operations": {},
+                              "servers": {}, "channels": {}, "operations": {},
                               "components": {"messages": {}, "schemas": {}}}
     schemas = merged["components"]["schemas"]
-    for rt in runtimes:
-        for subject, model in PUBLISHES.get(rt.name, []):
-            # Declared for the document only: services publish through the outbox or publish_event.
-            rt.broker.publisher(subject, schema=model, title=f"{rt.name}:{subject}",
-                                description=model.__doc__)
-        doc = json.loads(AsyncAPI(rt.broker, title=f"collectors {rt.name}").to_specification().to_json())
+    docs = [(rt.name, _specification(rt.broker, f"collectors {rt.name}")) for rt in runtimes]
+    docs += [(rt.name, _specification(_documented_publishers(rt.name), f"collectors {rt.name}")) for rt in runtimes]
+    for name, doc in docs:
+        # Every channel names the server it is on (FastStream's "development": NATS_URL's default);
+        # the document must hold it, or each channel's reference dangles.
+        for server, description in doc.get("servers", {}).items():
+            merged["servers"].setdefault(server, description)
         for key, channel in doc.get("channels", {}).items():
             address = channel.get("address", key)
             payload: type[BaseModel] | None = API.get(address, (None, None))[0] or EVENT_MODELS.get(address)
@@ -46,12 +62,11 @@ def build_document(runtimes: list[ServiceRuntime], version: str = "1") -> dict[s
             if reply is not None:
                 channel["description"] = f"Request/reply: answers {reply.__name__} or an ErrorReply."
                 _schema(reply, schemas)
-            channel["x-service"] = rt.name
+            channel["x-service"] = name
             merged["channels"][key] = channel
         merged["operations"].update(doc.get("operations", {}))
         merged["components"]["messages"].update(doc["components"].get("messages", {}))
-        for name, schema in doc["components"].get("schemas", {}).items():
-            schemas.setdefault(name, schema)
-    schemas.pop("EmptyPayload", None)
+        for schema_name, schema in doc["components"].get("schemas", {}).items():
+            schemas.setdefault(schema_name, schema)
     _schema(ErrorReply, schemas)
     return merged
