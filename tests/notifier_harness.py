@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import itertools
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -23,12 +24,13 @@ from nats.js import JetStreamContext
 
 from services.notifier.app import build as build_notifier
 from services.requests.app import build as build_requests
-from shared.broker import ensure_streams, jetstream, make_broker
+from shared.broker import ensure_streams, jetstream, make_broker, publish_event
 from shared.client import ApiClient
-from shared.errors import RemoteApiError
+from shared.errors import CollectionErrorCode, RemoteApiError
+from shared.events import AccountStatus, AccountStatusChanged
 from shared.runtime import ServiceRuntime
 from shared.settings import NotifierSettings, Settings
-from shared.subjects import STREAMS, Api
+from shared.subjects import STREAMS, Api, Events
 from tests.integration.helpers import eventually
 
 
@@ -219,6 +221,25 @@ class Platform:
             done = len(notes) == count and all(n["status"] != "pending" for n in notes)
             return notes if done else None
         return await eventually(probe, what=f"{count} settled notifications for {tenant}", timeout=20)
+
+    async def alive(self) -> None:
+        """Positive control after a quiet period: the notifier was listening and sweeping all along,
+        at the clock's current time. A control pharmacy's account in a transient failure that began
+        25 h ago must be told (the status consumer records it, then the sweep owes its 24 h alert); a
+        notifier whose consumer or sweep had stopped leaves it untold, and this fails."""
+        tenant = f"control-{next(_controls)}"
+        evt = AccountStatusChanged(
+            tenant_id=tenant, account_id="control", collector_id="ocp-classic", collector_name="OCP",
+            login="control", status=AccountStatus.RETRYING, previous_status=AccountStatus.OK, credential_version=1,
+            error_code=CollectionErrorCode.SUPPLIER_UNAVAILABLE, occurred_at=self.clock() - timedelta(hours=25))
+        await publish_event(self.broker, Events.ACCOUNT_STATUS_CHANGED.for_tenant(tenant), evt)
+
+        async def told() -> bool:
+            return any(n["kind"] == "transient_failure" for n in await self.history(tenant))
+        await eventually(told, timeout=20, what=f"the positive control: {tenant}'s 24 h alert")
+
+
+_controls = itertools.count()
 
 
 @asynccontextmanager

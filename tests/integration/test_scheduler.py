@@ -191,6 +191,15 @@ async def test_transient_failures_back_off_and_success_resets(harness: Harness) 
     await asyncio.sleep(0.3)
     harness.clock.advance(hours=3, minutes=59)
     assert await harness.tick() == 0
+    # Positive control: the success was handled (not merely ignored): it set the daily slot, a plain
+    # scheduled run with no failure behind it, and the run goes out there.
+    changes = [e for e in await harness.stream_events(Events.SCHEDULE_CHANGED.pattern) if e["account_id"] == "acc-2"]
+    nxt = datetime.fromisoformat(changes[-1]["next_run_at"])
+    assert changes[-1]["pause_reason"] is None and nxt >= harness.clock.now
+    harness.clock.now = nxt
+    assert await harness.tick() == 1
+    [scheduled] = await harness.drain_jobs()
+    assert (scheduled["reason"], scheduled["attempt"]) == ("scheduled", 0)
 
 
 async def test_authentication_errors_are_never_retried_in_the_background(harness: Harness) -> None:

@@ -249,6 +249,13 @@ async def test_a_job_for_a_collector_this_worker_lacks_waits_for_a_worker_that_h
     await harness.publish("fake-new", "acc-new")
     await asyncio.sleep(0.8)  # handed back a few times by the old worker, not kept aside
     assert await harness.dead_letters() == []
+    # Positive control: the old worker was there to keep it aside, and handed it back instead, twice
+    # at least (a quiet 0.8 s alone proved nothing: one run of it saw a single delivery).
+    async def handed_back_twice() -> bool:
+        info = await harness.nc.jetstream().consumer_info("COLLECTORS_JOBS", "scraper-collect")
+        return info.delivered.consumer_seq >= 3 and info.num_redelivered >= 1
+    await eventually(handed_back_twice, timeout=10, what="the old worker handing the job back twice")
+    assert await harness.dead_letters() == []
     newer = FakeCollector("fake-new")
     await worker(newer, max_deliver=10)
     await eventually(harness.idle, what="the job run by the new worker")
