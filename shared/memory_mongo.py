@@ -2,8 +2,11 @@
 
 Used when no MongoDB URL is configured (local runs, the sandbox, tests without a server), so that the
 repositories run the same code as against a real server. Only the subset of PyMongo's async API that
-the repositories use is offered; everything runs synchronously in memory underneath (no threads): each
-``await`` completes without suspending, so one call is atomic with respect to other tasks.
+the repositories use is offered; everything runs synchronously in memory underneath (no threads), but
+every operation suspends at least once before it is applied (and a cursor before each batch), as a driver
+waiting on its socket does, so two tasks interleave inside a read-modify-write as against a server; one
+operation, once applied, is still atomic. ``shared.standin_timing`` does the suspending, adds seeded random
+delays when asked (``COLLECTORS_STANDIN_JITTER``) and records who applied what for race tests.
 
 Faithfulness notes:
 
@@ -22,7 +25,7 @@ Faithfulness notes:
 Given a ``DurableServerStore`` (``shared.durable_store``), the same client is the durable embedded
 store: each operation, once applied in memory, journals what it changed and returns only when that is
 on disk (so an operation then suspends while the journal is fsynced, and others may run meanwhile).
-Without one, nothing suspends and nothing is kept.
+Without one, nothing is kept.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from pymongo.results import (
     UpdateResult,
 )
 
-from shared import memory_mongo_fast
+from shared import memory_mongo_fast, standin_timing
 from shared.durable_store import DurableServerStore
 
 __all__ = [
@@ -152,6 +155,16 @@ class _Wrapper:
         if self._durable is not None:
             await self._durable.commit()
 
+    def _namespace(self) -> str:
+        """What a trace names this object by (``db.collection`` for a collection)."""
+        return str(getattr(self._sync, "full_name", None) or getattr(self._sync, "name", ""))
+
+    async def _applying(self, name: str) -> None:
+        """Suspend as a driver does before operation ``name`` is applied, and trace it."""
+        await standin_timing.before()
+        if standin_timing.tracing_active():
+            standin_timing.applied(self._namespace(), name)
+
 
 class _Forward(Generic[_R]):
     """Descriptor: an ``async`` method forwarding to the mongomock-ng method of the same name.
@@ -179,16 +192,22 @@ class _Forward(Generic[_R]):
             return self
         method = getattr(instance._sync, self._name)
         durable = instance._durable
+        name = self._name
 
         async def forward(*args: Any, **kwargs: Any) -> _R:
             kwargs.pop("session", None)
+            await standin_timing.before()  # the request on its way
+            if standin_timing.tracing_active():
+                standin_timing.applied(instance._namespace(), name)
             if durable is None:
                 result: _R = _aware(method(*args, **kwargs))
-                return result
-            try:
-                return _aware(method(*args, **kwargs))  # type: ignore[no-any-return]
-            finally:  # a write that failed part way (a bulk's duplicate key) keeps what it did
-                await durable.commit()
+            else:
+                try:
+                    result = _aware(method(*args, **kwargs))
+                finally:  # a write that failed part way (a bulk's duplicate key) keeps what it did
+                    await durable.commit()  # acknowledged only once on disk, as before
+            await standin_timing.after()  # the reply on its way
+            return result
 
         forward.__name__ = forward.__qualname__ = self._name
         return forward
@@ -197,9 +216,16 @@ class _Forward(Generic[_R]):
 class InMemoryCursor(_Wrapper):
     """Async cursor over a mongomock-ng cursor (``find``) or command cursor (``aggregate``...)."""
 
-    def __init__(self, sync: Any, durable: DurableServerStore | None = None) -> None:
+    def __init__(self, sync: Any, durable: DurableServerStore | None = None, namespace: str = "",
+                 name: str = "find") -> None:
         super().__init__(sync, durable)
         self._started = False
+        self._name = name
+        self._ns = namespace
+        self._left_in_batch = 0  # documents to read before the next batch (a suspension)
+
+    def _namespace(self) -> str:
+        return self._ns
 
     def _option(self, name: str, *args: Any) -> Self:
         if self._started:
@@ -223,9 +249,16 @@ class InMemoryCursor(_Wrapper):
     def __aiter__(self) -> Self:
         return self
 
+    async def _next_batch(self, first: bool) -> None:
+        await self._applying(self._name if first else "getMore")
+        self._left_in_batch = standin_timing.BATCH_SIZE
+
     async def __anext__(self) -> Document:
         first = not self._started
         self._started = True
+        if first or self._left_in_batch <= 0:
+            await self._next_batch(first)
+        self._left_in_batch -= 1
         try:
             doc: Document = _aware(next(self._sync))
         except StopIteration:
@@ -241,12 +274,20 @@ class InMemoryCursor(_Wrapper):
     async def to_list(self, length: int | None = None) -> list[Document]:
         if length is not None and length < 1:
             raise ValueError("to_list() length must be greater than 0")
+        first = not self._started
+        self._started = True
         docs: list[Document] = []
+        if first or self._left_in_batch <= 0:
+            await self._next_batch(first)
         for doc in self._iter():
             docs.append(doc)
             if length is not None and len(docs) >= length:
                 break
+            self._left_in_batch -= 1
+            if self._left_in_batch <= 0:
+                await self._next_batch(False)
         await self._commit()
+        await standin_timing.after()
         return docs
 
     async def close(self) -> None:
@@ -304,17 +345,23 @@ class InMemoryCollection(_Wrapper):
         return self._database
 
     def find(self, *args: Any, session: Any = None, **kwargs: Any) -> InMemoryCursor:
-        return InMemoryCursor(self._sync.find(*args, **kwargs), self._durable)
+        return InMemoryCursor(self._sync.find(*args, **kwargs), self._durable, self.full_name)
 
     async def aggregate(self, pipeline: list[Mapping[str, Any]], **kwargs: Any) -> InMemoryCursor:
         kwargs.pop("session", None)
+        await self._applying("aggregate")
         try:
-            return InMemoryCursor(self._sync.aggregate(pipeline, **kwargs), self._durable)
+            return InMemoryCursor(self._sync.aggregate(pipeline, **kwargs), self._durable, self.full_name,
+                                  "aggregate.getMore")
         finally:  # $out, $merge
             await self._commit()
 
     async def list_indexes(self, session: Any = None, **kwargs: Any) -> InMemoryCursor:
-        return InMemoryCursor(self._sync.list_indexes(), self._durable)
+        await self._applying("list_indexes")
+        return InMemoryCursor(self._sync.list_indexes(), self._durable, self.full_name, "list_indexes.getMore")
+
+    def _namespace(self) -> str:
+        return self.full_name
 
 
 class InMemoryDatabase(_Wrapper):
@@ -349,6 +396,7 @@ class InMemoryDatabase(_Wrapper):
         return self.get_collection(name)
 
     async def create_collection(self, name: str, session: Any = None, **kwargs: Any) -> InMemoryCollection:
+        await self._applying("create_collection")
         try:
             return InMemoryCollection(self._sync.create_collection(name, **kwargs), self)
         finally:
@@ -358,6 +406,7 @@ class InMemoryDatabase(_Wrapper):
         self, name_or_collection: str | InMemoryCollection, session: Any = None
     ) -> None:
         name = name_or_collection if isinstance(name_or_collection, str) else name_or_collection.name
+        await self._applying("drop_collection")
         self._sync.drop_collection(name)
         await self._commit()
 
@@ -469,6 +518,7 @@ class InMemoryMongoClient(_Wrapper):
 
     async def drop_database(self, name_or_database: str | InMemoryDatabase, session: Any = None) -> None:
         name = name_or_database if isinstance(name_or_database, str) else name_or_database.name
+        await self._applying("drop_database")
         self._sync.drop_database(name)
         await self._commit()
 

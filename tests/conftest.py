@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 from pathlib import Path
 from uuid import uuid4
 
@@ -15,7 +15,21 @@ from services.accounts.crypto import Keyring, new_key_entry
 from services.scraper.browser import launch_browser
 from shared.mongo import MongoClientLike
 from shared.natsserver import NatsServer, wait_jetstream_ready
+from shared.standin_timing import JITTER_ENV
+from tests.standin import SEED_ATTR, standin
 from tests.storage import container_url, open_test_mongo, storage_kind
+
+__all__ = ["standin"]  # the fixture, re-exported for every test
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, object, object]:
+    """A test that ran under the stand-in's jitter and failed says which seed to replay it with."""
+    report = yield
+    seed = getattr(item, SEED_ATTR, None)
+    if seed is not None and isinstance(report, pytest.TestReport) and report.failed:
+        report.sections.append(("stand-in jitter", f"replay with {JITTER_ENV}={seed}"))
+    return report
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from shared.runtime import ServiceRuntime
 from shared.settings import AccountsSettings
 from shared.subjects import Api, Events
 from tests.integration.helpers import eventually
+from tests.standin import StandIn
 
 COLLECTORS = [
     CollectorAnnounced(collector_id="sandbox-classic", name="Sandbox", supplier="Sandbox", login_kind="identifier",
@@ -127,45 +128,39 @@ async def test_logins_must_fit_the_collector(accounts: Accounts) -> None:
     assert err.remote_code == "unknown_collector"
 
 
-async def _slow_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Make every create read the free slots, then wait, so they all race to insert."""
-    seen: list[int] = []
-    real = AccountRepository.used_slots
+async def test_two_racing_creates_cannot_make_a_third_account(accounts: Accounts, standin: StandIn) -> None:
+    # Nothing slows the creates down: the stand-in suspends on every operation (with jitter here), as
+    # a driver does, so they interleave by themselves; a round counts once two creates read the used
+    # slots before either inserted (only the unique index can then refuse the second).
+    async def eight_creates_for_two_slots(round_: int) -> None:
+        tenant = f"race-{round_}"
+        results = await asyncio.gather(*(accounts.create(tenant, f"login-{i}") for i in range(8)),
+                                       return_exceptions=True)
+        created = [r for r in results if isinstance(r, dict)]
+        refused = [r for r in results if isinstance(r, RemoteApiError)]
+        assert len(created) == 2 and {c["slot"] for c in created} == {1, 2}
+        assert len(refused) == 6 and {r.remote_code for r in refused} == {"too_many_accounts"}
+        assert "deux comptes" in refused[0].message
+        listed = await accounts.call(Api.ACCOUNTS_LIST, tenant_id=tenant)
+        assert len(listed["accounts"]) == 2
 
-    async def slow_used_slots(self: AccountRepository, tenant_id: str, collector_id: str) -> list[int]:
-        slots = await real(self, tenant_id, collector_id)
-        seen.append(len(slots))
-        await asyncio.sleep(0.2)
-        return slots
-
-    monkeypatch.setattr(AccountRepository, "used_slots", slow_used_slots)
-    return seen
-
-
-async def test_two_racing_creates_cannot_make_a_third_account(accounts: Accounts,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    seen = await _slow_reads(monkeypatch)
-    results = await asyncio.gather(*(accounts.create("race", f"login-{i}") for i in range(8)),
-                                   return_exceptions=True)
-    assert seen[:8].count(0) >= 2, "the creates did not overlap: this test would prove nothing"
-    created = [r for r in results if isinstance(r, dict)]
-    refused = [r for r in results if isinstance(r, RemoteApiError)]
-    assert len(created) == 2 and {c["slot"] for c in created} == {1, 2}
-    assert len(refused) == 6 and {r.remote_code for r in refused} == {"too_many_accounts"}
-    assert "deux comptes" in refused[0].message
-    listed = await accounts.call(Api.ACCOUNTS_LIST, tenant_id="race")
-    assert len(listed["accounts"]) == 2
+    await standin.race(eight_creates_for_two_slots, "accounts", enter=("find",), leave=("insert_one",))
 
 
-async def test_the_same_login_twice_is_one_account(accounts: Accounts, monkeypatch: pytest.MonkeyPatch) -> None:
-    await _slow_reads(monkeypatch)
-    results = await asyncio.gather(*(accounts.create("dup", "Same-Login") for _ in range(4)),
-                                   accounts.create("dup", "same-login "), return_exceptions=True)
-    created = [r for r in results if isinstance(r, dict)]
-    assert len(created) == 1
-    assert {r.remote_code for r in results if isinstance(r, RemoteApiError)} == {"duplicate_account"}
-    # The slot left is still usable by another login.
-    assert (await accounts.create("dup", "another"))["slot"] == 2
+async def test_the_same_login_twice_is_one_account(accounts: Accounts, standin: StandIn) -> None:
+    # A round counts once two creates of the same login both found it free before either inserted
+    # (the duplicate-login race): only the unique index on the login can refuse the second.
+    async def five_creates_of_one_login(round_: int) -> None:
+        tenant = f"dup-{round_}"
+        results = await asyncio.gather(*(accounts.create(tenant, "Same-Login") for _ in range(4)),
+                                       accounts.create(tenant, "same-login "), return_exceptions=True)
+        created = [r for r in results if isinstance(r, dict)]
+        assert len(created) == 1
+        assert {r.remote_code for r in results if isinstance(r, RemoteApiError)} == {"duplicate_account"}
+        # The slot left is still usable by another login.
+        assert (await accounts.create(tenant, "another"))["slot"] == 2
+
+    await standin.race(five_creates_of_one_login, "accounts", enter=("find_one",), leave=("insert_one",))
 
 
 async def test_tenants_never_see_each_other(accounts: Accounts) -> None:
