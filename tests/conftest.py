@@ -17,7 +17,14 @@ from shared.mongo import MongoClientLike
 from shared.natsserver import NatsServer, wait_jetstream_ready
 from shared.standin_timing import JITTER_ENV
 from tests.standin import SEED_ATTR, standin
-from tests.storage import container_url, open_test_mongo, storage_kind
+from tests.storage import (
+    MONGO_MARK,
+    container_url,
+    mongo_run_refusal,
+    open_test_mongo,
+    reaches_the_database,
+    storage_kind,
+)
 
 __all__ = ["standin"]  # the fixture, re-exported for every test
 
@@ -30,6 +37,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if seed is not None and isinstance(report, pytest.TestReport) and report.failed:
         report.sections.append(("stand-in jitter", f"replay with {JITTER_ENV}={seed}"))
     return report
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    refusal = mongo_run_refusal(config.getoption("markexpr") or "", storage_kind)
+    if refusal is not None:
+        raise pytest.UsageError(refusal)
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark ``mongo`` the tests that reach the database (``tests.storage.reaches_the_database``)."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if reaches_the_database(item.nodeid, getattr(item, "fixturenames", ()), callspec.params if callspec else {}):
+            item.add_marker(MONGO_MARK)
 
 
 @pytest.fixture

@@ -2,6 +2,11 @@
 
 In order: ``MONGODB_URL`` if set ("external"); else a testcontainers MongoDB when a Docker engine answers
 ("testcontainers", one container for the whole test run); else a fresh in-memory stand-in ("memory").
+
+``pytest -m mongo`` selects the tests that reach the database (:func:`reaches_the_database`: the
+storage contract and every integration test through the ``mongodb_url`` / ``mongo_client``
+fixtures), and refuses to run them on the stand-in (:func:`mongo_run_refusal`): with
+``MONGODB_URL=mongodb://...`` they all run against that server.
 """
 
 from __future__ import annotations
@@ -12,10 +17,12 @@ import functools
 import gc
 import os
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
+
+from _pytest.mark.expression import Expression
 
 from shared.durable_store import DurableServerStore
 from shared.memory_mongo import InMemoryMongoClient
@@ -51,6 +58,37 @@ def docker_engine_answers() -> bool:
             return False
         finally:
             gc.collect()
+
+
+MONGO_MARK = "mongo"
+# The fixtures through which a test's code reaches the database (tests/conftest.py; the storage
+# contract overrides ``mongo_client`` with a run on the durable embedded store too).
+DATABASE_FIXTURES = frozenset({"mongodb_url", "mongo_client"})
+MONGO_SUITE = "tests/integration/"
+MONGO_NEEDED = ("pytest -m mongo runs the storage contract and the integration tests against a real MongoDB: "
+                "set MONGODB_URL (e.g. mongodb://host-1,host-2,host-3/?replicaSet=rs0) or run a Docker "
+                "engine for testcontainers. Without either they would test the in-memory stand-in again.")
+
+
+def reaches_the_database(nodeid: str, fixturenames: Iterable[str], params: Mapping[str, object]) -> bool:
+    """Whether a test is one of ``-m mongo``'s: an integration test (the storage contract is one)
+    whose code gets the database from a fixture, except the contract's runs on the embedded store."""
+    return (nodeid.startswith(MONGO_SUITE) and not DATABASE_FIXTURES.isdisjoint(fixturenames)
+            and params.get("mongo_client") != "durable")
+
+
+def selects_mongo_tests(markexpr: str) -> bool:
+    """Whether ``-m markexpr`` asks for the mongo tests: it keeps a test marked ``mongo`` and only
+    that marker, and drops a test with no marker (so ``-m "not chaos"`` does not count)."""
+    if not markexpr.strip():
+        return False
+    expr = Expression.compile(markexpr)
+    return expr.evaluate(lambda name, **_: name == MONGO_MARK) and not expr.evaluate(lambda name, **_: False)
+
+
+def mongo_run_refusal(markexpr: str, kind: Callable[[], StorageKind]) -> str | None:
+    """Why this run must not start (``-m mongo`` with no real MongoDB to run on), or None."""
+    return MONGO_NEEDED if selects_mongo_tests(markexpr) and kind() == "memory" else None
 
 
 async def container_url() -> str:
