@@ -93,22 +93,30 @@ class Trace:
         suffix = "." + collection
         return [op for op in self.ops if op.namespace.endswith(suffix) and (not names or op.name in names)]
 
-    def overlaps(self, collection: str, enter: tuple[str, ...], leave: tuple[str, ...]) -> int:
-        """How many writes on ``collection`` (operations among ``leave``) came after their task's read
-        (its last operation among ``enter`` before the write) with another task's read in between:
-        both were inside the read-modify-write before either finished. Zero means the coroutines ran
-        one after the other: a race test then proves nothing."""
+    def overlaps(self, collection: str, enter: tuple[str, ...], leave: tuple[str, ...],
+                 leave_collection: str | None = None) -> int:
+        """How many writes (operations among ``leave`` on ``leave_collection``, by default
+        ``collection``) came after their task's read (its last operation among ``enter`` on
+        ``collection`` before the write) with another task's read in between: both were inside the
+        read-modify-write before either finished. Zero means the coroutines ran one after the other:
+        a race test then proves nothing."""
+        reads_in = "." + collection
+        writes_in = "." + (leave_collection or collection)
         last_read: dict[str, int] = {}  # task -> position of its latest read not yet followed by a write
-        reads: list[tuple[int, str]] = []  # (position, task) of every read
+        readers: list[tuple[int, str]] = []  # (position, task) of every read
         count = 0
-        for position, op in enumerate(self.on(collection, *enter, *leave)):
-            if op.name in enter:
+        for position, op in enumerate(self.ops):
+            if op.name in enter and op.namespace.endswith(reads_in):
                 last_read[op.task] = position
-                reads.append((position, op.task))
-            elif op.name in leave and op.task in last_read:
+                readers.append((position, op.task))
+            elif op.name in leave and op.namespace.endswith(writes_in) and op.task in last_read:
                 since = last_read.pop(op.task)
-                if any(at > since and task != op.task for at, task in reads):
-                    count += 1
+                for at, task in reversed(readers):
+                    if at <= since:
+                        break
+                    if task != op.task:
+                        count += 1
+                        break
         return count
 
     def tasks(self, collection: str, *names: str) -> set[str]:

@@ -35,12 +35,13 @@ class StandIn:
                 f"{standin_timing.JITTER_ENV}={self.seed})")
 
     def assert_overlap(self, collection: str, enter: tuple[str, ...], leave: tuple[str, ...],
-                       at_least: int = 1) -> int:
+                       at_least: int = 1, leave_collection: str | None = None) -> int:
         """Assert that a task read ``collection`` (``enter``) while another had read it and not yet
-        written (``leave``): the race under test happened. Returns how often (0 on a real MongoDB)."""
+        written (``leave``, on ``leave_collection`` if given): the race under test happened. Returns
+        how often (0 on a real MongoDB)."""
         if not self.on:
             return 0
-        count = self.trace.overlaps(collection, enter, leave)
+        count = self.trace.overlaps(collection, enter, leave, leave_collection)
         assert count >= at_least, self._no_race(collection, enter, leave, count)
         return count
 

@@ -6,6 +6,7 @@ platform-wide notion, not a tenant's data.
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,6 +17,9 @@ from pymongo import ASCENDING, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.scheduler.policy import Cadence, Window, slot_fraction
+
+# Rounds of looking for a free session slot when other callers took the ones found (see acquire_leases).
+LEASE_ATTEMPTS = 8
 
 
 @dataclass(frozen=True)
@@ -147,8 +151,25 @@ class ScheduleRepository:
 
         Slots are looked at in windows round the ring, so a portal allowing many sessions costs no
         more than the jobs at hand. A slot whose holder never reported back (a worker died) is free
-        again after ``ttl``.
+        again after ``ttl``. The accounts whose slot another caller took meanwhile (a replica, or a
+        concurrent dispatch of this one starting at the same place) look again, a few times, while
+        free slots remain: losing a race for a slot is no reason to wait when another is free.
         """
+        granted: dict[str, str] = {}
+        for _ in range(LEASE_ATTEMPTS):
+            got, raced = await self._acquire_leases_once(wanted, now, ttl)
+            granted.update(got)
+            if not raced:
+                break
+            wanted = {c: (n, rest, start) for c, (n, accounts, start) in wanted.items()
+                      if (rest := [a for a in accounts if a not in granted])}
+            if not wanted:
+                break
+        return granted
+
+    async def _acquire_leases_once(self, wanted: dict[str, tuple[int, list[str], int]], now: datetime,
+                                   ttl: timedelta) -> tuple[dict[str, str], bool]:
+        """One round of ``acquire_leases``: account -> slot, and whether another caller raced for some."""
         free_filter = {"$or": [{"holder": None}, {"expires_at": {"$lte": now}}]}
         free: dict[str, list[str]] = {c: [] for c in wanted}
         scanned = dict.fromkeys(wanted, 0)
@@ -166,20 +187,22 @@ class ScheduleRepository:
             async for d in self.leases.find({"_id": {"$in": window}, **free_filter}, {"_id": 1, "collector_id": 1}):
                 free[d["collector_id"]].append(d["_id"])
         token = uuid4().hex
+        for slots in free.values():  # callers that read the same free slots rarely pick the same ones
+            random.shuffle(slots)
         pairs = [(slot, account) for collector_id, (_, accounts, _) in wanted.items()
                  for slot, account in zip(free[collector_id], accounts, strict=False)]
         if not pairs:
-            return {}
+            return {}, False
         result = await self.leases.bulk_write([
             UpdateOne({"_id": slot, **free_filter}, {"$set": {"holder": account, "token": token,
                                                                "expires_at": now + ttl}})
             for slot, account in pairs], ordered=False)
         if result.modified_count == len(pairs):  # each guarded write took its slot (the usual case)
-            return {account: slot for slot, account in pairs}
+            return {account: slot for slot, account in pairs}, False
         # A replica took some of these slots meanwhile: which writes won, only the slots can tell.
         taken = [slot for slot, _ in pairs]
         return {d["holder"]: d["_id"]
-                async for d in self.leases.find({"_id": {"$in": taken}, "token": token}, {"holder": 1})}
+                async for d in self.leases.find({"_id": {"$in": taken}, "token": token}, {"holder": 1})}, True
 
     async def release_slot(self, slot: str, account_id: str) -> None:
         await self.leases.update_one({"_id": slot, "holder": account_id},

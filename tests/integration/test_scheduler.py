@@ -10,12 +10,15 @@ from typing import Any
 
 import nats
 import pytest
+import structlog
+import structlog.testing
 from nats.aio.client import Client
 from nats.js.api import ConsumerConfig
 from pydantic import BaseModel
 
 from services.scheduler.app import build
 from services.scheduler.service import SchedulerService
+from shared import standin_timing
 from shared.errors import CollectionErrorCode
 from shared.events import (
     AccountCreated,
@@ -27,6 +30,7 @@ from shared.events import (
 from shared.runtime import ServiceRuntime
 from shared.settings import SchedulerSettings
 from shared.subjects import COLLECT_JOBS_PATTERN, Events
+from tests.standin import StandIn
 
 START = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
 
@@ -347,3 +351,52 @@ async def test_two_replicas_never_dispatch_the_same_run_twice(harness: Harness) 
     second = await harness.drain_jobs()
     assert total == 40
     assert len(second) == 40 and len({j["account_id"] for j in second}) == 40
+
+
+async def test_two_replicas_under_jitter_never_dispatch_a_run_twice_over_a_thousand_runs(
+        harness: Harness, standin: StandIn) -> None:
+    """Both replicas know every schedule and tick at the same moments, through a stand-in that
+    interleaves their operations (jitter): every run goes out once, and both replicas claim some."""
+    runs = 1000
+    await announce(harness, "busy", max_sessions=runs)  # every run can hold a session at once
+    await asyncio.sleep(0.3)
+    await harness.stop_replicas()
+    harness.settings = harness.settings.model_copy(update={"max_dispatch_per_tick": 100})
+    first = await harness.add_replica()
+    jitter = standin_timing.current_jitter()
+    standin_timing.set_jitter(None)  # writing the schedules is not the race under test
+    for i in range(runs):
+        await first.repo.create("t1", f"b-{i:04}", "busy", 1, i, START - timedelta(minutes=1), [])
+    standin_timing.set_jitter(jitter)
+    second = await harness.add_replica()
+    await first.refresh()  # the second one loaded them at start
+    assert len(first.index) == len(second.index) == runs
+
+    async def tick(name: str, service: SchedulerService) -> int:
+        with structlog.contextvars.bound_contextvars(replica=name):
+            return await service.tick()
+
+    standin.trace.ops.clear()
+    dispatched = {"a": 0, "b": 0}
+    with structlog.testing.capture_logs([structlog.contextvars.merge_contextvars]) as log:
+        for _ in range(40):
+            a, b = await asyncio.gather(tick("a", first), tick("b", second))
+            dispatched["a"] += a
+            dispatched["b"] += b
+            if sum(dispatched.values()) >= runs:
+                break
+            harness.clock.advance(seconds=3)  # a run that lost its session slot tries again
+    jobs = await harness.drain_jobs()
+    # Each run claimed once (a run claimed twice would count twice here even though JetStream would
+    # drop the second copy of its job by its message id), each job once.
+    assert sum(dispatched.values()) == runs, dispatched
+    assert len(jobs) == runs and len({j["account_id"] for j in jobs}) == runs
+    assert len({j["job_id"] for j in jobs}) == runs
+    # The log of the run shows both replicas claiming.
+    claims = [line for line in log if line["event"] == "jobs_dispatched"]
+    by_replica = {name: sum(m["count"] for m in claims if m.get("replica") == name) for name in ("a", "b")}
+    assert by_replica == dispatched and min(by_replica.values()) > 0, by_replica
+    # The replicas really raced: one read the free session slots while the other was between its own
+    # read and its claim of the runs, and one read them while the other was taking slots.
+    standin.assert_overlap("leases", enter=("find",), leave=("bulk_write",), leave_collection="schedules")
+    standin.assert_overlap("leases", enter=("find",), leave=("bulk_write",))
