@@ -14,6 +14,7 @@ from shared.errors import CollectionErrorCode
 from shared.events import AccountStatus, AccountStatusChanged, CollectorAnnounced
 from shared.subjects import Api, Events
 from tests.notifier_harness import Platform, running_platform
+from tests.standin import StandIn
 
 
 @pytest.fixture
@@ -266,14 +267,23 @@ async def test_same_supplier_from_two_pharmacies_is_one_request(platform: Platfo
     assert created[0]["comment"] == "Nous l'utilisons chaque jour"
 
 
-async def test_pharmacies_asking_at_the_same_moment_share_one_request(platform: Platform) -> None:
-    replies = await asyncio.gather(*[
-        _create(platform, f"ph{i}", "Alliance Healthcare" if i % 2 else "ALLIANCE healthcare")
-        for i in range(6)])
-    assert len({r["id"] for r in replies}) == 1
-    [request] = (await platform.call(Api.REQUESTS_LIST_ALL, {}))["requests"]
-    assert request["votes"] == 6 and sorted(request["requesters"]) == [f"ph{i}" for i in range(6)]
-    assert len(await platform.messages("requests", Events.REQUEST_CREATED.base)) == 1
+async def test_pharmacies_asking_at_the_same_moment_share_one_request(platform: Platform, standin: StandIn) -> None:
+    # A round counts once two creates both found no open request before either inserted one: the
+    # unique index then refuses the second, which joins the first's request (under the stand-in's
+    # jitter; nothing slows the creates down by hand).
+    async def six_pharmacies_at_once(round_: int) -> None:
+        supplier = f"Alliance Healthcare {round_}"
+        replies = await asyncio.gather(*[
+            _create(platform, f"ph{i}", supplier if i % 2 else supplier.upper()) for i in range(6)])
+        assert len({r["id"] for r in replies}) == 1
+        [request] = [r for r in (await platform.call(Api.REQUESTS_LIST_ALL, {}))["requests"]
+                     if r["id"] == replies[0]["id"]]
+        assert request["votes"] == 6 and sorted(request["requesters"]) == [f"ph{i}" for i in range(6)]
+        created = await platform.messages("requests", Events.REQUEST_CREATED.base)
+        assert [m["request_id"] for m in created].count(request["id"]) == 1
+        assert len(created) == round_ + 1  # one request per round, never two
+
+    await standin.race(six_pharmacies_at_once, "requests", enter=("find",), leave=("insert_one",))
 
 
 async def test_create_validation(platform: Platform) -> None:
