@@ -32,6 +32,7 @@ from mongomock_ng import helpers as _mm_helpers
 from mongomock_ng.store import CollectionStore, DatabaseStore, ServerStore
 
 from shared.journal import Journal, frame, iter_frames, lock_file, write_atomically
+from shared.memory_mongo_index import IndexedDocuments
 
 __all__ = ["COMPACT_MIN_BYTES", "DurableServerStore"]
 
@@ -53,26 +54,29 @@ def _key(doc_id: Any) -> Any:
     return _hashdict(doc_id) if isinstance(doc_id, dict) else doc_id
 
 
-class _Documents(OrderedDict[Any, Document]):
-    """A collection's documents, telling their collection which ids a write touched."""
+class _Documents(IndexedDocuments):
+    """A collection's documents (indexed), telling their collection which ids a write touched."""
 
     def __init__(self, owner: DurableCollectionStore) -> None:
         super().__init__()
         self._owner = owner
 
     def __setitem__(self, key: Any, value: Document) -> None:
-        _set(self, key, value)
+        IndexedDocuments.__setitem__(self, key, value)
         self._owner.changed(key)
 
     def __delitem__(self, key: Any) -> None:
-        OrderedDict.__delitem__(self, key)
+        IndexedDocuments.__delitem__(self, key)
         self._owner.changed(key)
 
     # Nothing in mongomock-ng changes the documents otherwise; refuse rather than miss a change.
     def _untracked(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError("durable store: change documents by item only")
 
-    pop = popitem = clear = update = setdefault = _untracked
+    pop = popitem = clear = update = setdefault = move_to_end = _untracked
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> IndexedDocuments:
+        raise NotImplementedError("durable store: no copies of the documents")
 
 
 class DurableCollectionStore(CollectionStore):
@@ -243,6 +247,7 @@ class DurableDatabaseStore(DatabaseStore):
             if path == self._snapshot_path:
                 self.snapshot_size = len(data)
         for col in self._collections.values():
+            col._documents.invalidate()  # written directly, behind the indexes
             col.dirty.clear()
             col.meta_changed = col.dropped = False
         self._touched.clear()

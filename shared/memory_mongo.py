@@ -93,7 +93,8 @@ def _aware(value: Any) -> Any:
 
 
 def _ensure_uniques(self: Any, new_data: Mapping[str, Any]) -> None:
-    """mongomock-ng's unique check, but skipping partial indexes whose filter the new document fails."""
+    """mongomock-ng's unique check, but skipping partial indexes whose filter the new document fails,
+    and comparing the new document only with those whose key may equal its own (not all of them)."""
     for index in self._store.indexes.values():
         if not index.get("unique"):
             continue
@@ -104,7 +105,9 @@ def _ensure_uniques(self: Any, new_data: Mapping[str, Any]) -> None:
         new_entries = self._compute_index_entries(new_data, keys, index.get("sparse"))
         if new_entries is None:
             continue
-        for doc in self._store.documents:
+        # Only the documents the index holds under the new one's key (see memory_mongo_index).
+        found = memory_mongo_fast.unique_candidates(self._store, keys, new_entries)
+        for doc in self._store.documents if found is None else found:
             if doc["_id"] == new_data.get("_id"):
                 continue
             if partial is not None and not _filter_applies(partial, doc):

@@ -38,9 +38,11 @@ from mongomock_ng.collection import _set_updater as _mm_set_updater
 from pymongo.errors import BulkWriteError, WriteError
 from pymongo.results import BulkWriteResult
 
+from shared import memory_mongo_index
+from shared.memory_mongo_index import unique_candidates
 from shared.memory_mongo_match import is_mapping, matches
 
-__all__ = ["SCALARS", "install"]
+__all__ = ["SCALARS", "install", "unique_candidates"]
 
 Document = dict[str, Any]
 
@@ -115,11 +117,20 @@ def _is_id(value: Any) -> bool:
 
 def _iter_documents(self: Any, filter: Any) -> Any:
     """mongomock-ng scans every document for every query; like MongoDB's ``_id`` index, an exact
-    ``_id`` (or ``_id: {$in: [...]}``) looks documents up directly, so lookups by id stay O(1)."""
+    ``_id`` (or ``_id: {$in: [...]}``) looks documents up directly, so lookups by id stay O(1); a
+    filter that fixes the leading fields of a declared index matches only the documents under those
+    values (``memory_mongo_index``)."""
     ids = _ids_of(filter)
-    if ids is None:
+    if ids is not None:
+        return _lookup(self, filter, ids)
+    store = self._store
+    store._remove_expired_documents()
+    found = memory_mongo_index.candidates(store, filter)
+    if found is None:
         return _scan_documents(self, filter)
-    return _lookup(self, filter, ids)
+    if not found:
+        _filter_applies(filter, {})  # what the scan of an empty collection does: a bad filter raises
+    return (doc for doc in found if _matches(filter, doc))
 
 
 def _lookup(self: Any, filter: Mapping[str, Any], ids: list[Any]) -> Any:
@@ -430,6 +441,7 @@ def _plain_updates(self: Any, requests: list[Any]) -> list[tuple[Any, Any, list[
 
 
 def install() -> None:
+    memory_mongo_index.install()
     _mm_helpers.patch_datetime_awareness_in_document = _naive_ms
     _mm_helpers.make_datetime_timezone_aware_in_document = _aware_utc
     _MockCollection._iter_documents = _iter_documents  # type: ignore[method-assign]
