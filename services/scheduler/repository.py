@@ -218,14 +218,16 @@ class ScheduleRepository:
 
         ``runs``: (account, credential version, next regular run, job outbox entry). A run claims only
         while its schedule is still due, live and for those credentials; the update moves the run
-        forward at once, so a replica racing for it matches nothing. Returns how many were claimed.
+        forward at once, so a replica racing for it matches nothing. Returns how many were claimed;
+        each claimed schedule keeps the claim's mark (``claimed_by``: the entry's ``by``), which tells
+        the winner even once a relay has flushed the job from the outbox.
         """
         if not runs:
             return 0
         result = await self.schedules.bulk_write([
             UpdateOne({"_id": account_id, "next_run_at": {"$lte": now}, "active": True, "paused": None,
                        "credential_version": version},
-                      {"$set": {"next_run_at": nxt}, "$push": {"outbox": entry}})
+                      {"$set": {"next_run_at": nxt, "claimed_by": entry.get("by")}, "$push": {"outbox": entry}})
             for account_id, version, nxt, entry in runs], ordered=False)
         return int(result.modified_count)
 

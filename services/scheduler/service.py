@@ -308,7 +308,9 @@ class SchedulerService:
             dispatched = []
             for account_id, _, _, _ in runs:
                 fresh = await self.repo.get(account_id)
-                if fresh is not None and any(e.get("by") == token for e in fresh.get("outbox", [])):
+                # The claim's mark, not the outbox: a relay (this replica's sweep, another's flush) may
+                # already have published and pulled the job entry this call queued.
+                if fresh is not None and fresh.get("claimed_by") == token:
                     dispatched.append(account_id)
                 else:
                     await self.repo.release_slot(slots[account_id], account_id)

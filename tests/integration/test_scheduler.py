@@ -355,8 +355,9 @@ async def test_two_replicas_never_dispatch_the_same_run_twice(harness: Harness) 
 
 async def test_two_replicas_under_jitter_never_dispatch_a_run_twice_over_a_thousand_runs(
         harness: Harness, standin: StandIn) -> None:
-    """Both replicas know every schedule and tick at the same moments, through a stand-in that
-    interleaves their operations (jitter): every run goes out once, and both replicas claim some."""
+    """Both replicas know every schedule and tick at the same moments (one claims up to 100 runs a
+    tick, the other 70), through a stand-in that interleaves their operations (jitter): every run goes
+    out once, and both replicas claim some."""
     runs = 1000
     await announce(harness, "busy", max_sessions=runs)  # every run can hold a session at once
     await asyncio.sleep(0.3)
@@ -368,6 +369,9 @@ async def test_two_replicas_under_jitter_never_dispatch_a_run_twice_over_a_thous
     for i in range(runs):
         await first.repo.create("t1", f"b-{i:04}", "busy", 1, i, START - timedelta(minutes=1), [])
     standin_timing.set_jitter(jitter)
+    # Different batch sizes: the replicas' claims overlap in part, so a replica also wins some runs of
+    # a batch and loses others (not only whole batches).
+    harness.settings = harness.settings.model_copy(update={"max_dispatch_per_tick": 70})
     second = await harness.add_replica()
     await first.refresh()  # the second one loaded them at start
     assert len(first.index) == len(second.index) == runs
