@@ -284,6 +284,18 @@ class FullPlatform:
         notes: list[dict[str, Any]] = (await self.call(Api.NOTIFIER_HISTORY, {"tenant_id": tenant}))["notifications"]
         return notes
 
+    async def alive(self) -> None:
+        """Positive control after a quiet period: the whole chain that tells a pharmacy was working
+        all along. A control pharmacy's account with a wrong password goes through accounts,
+        scheduler, scraper (on the sandbox) and back, and its action-required notice must be told."""
+        tenant = f"control-{next(_controls)}"
+        await self.call(Api.ACCOUNTS_CREATE, {"tenant_id": tenant, "collector_id": "sandbox-classic",
+                                              "login": "officine-control", "password": "not-demo"})
+
+        async def told() -> bool:
+            return any(n["kind"] == "action_required" for n in await self.history(tenant))
+        await eventually(told, timeout=60, what=f"the positive control: {tenant}'s action-required notice")
+
     async def start(self, rt: ServiceRuntime) -> ServiceRuntime:
         """Start one more service (a new scraper worker...), stopped with the rest."""
         await rt.start()

@@ -38,6 +38,7 @@ async def test_wrong_password_one_french_alert_then_one_recovery_notice(platform
 
     notes = await _settled(p, 2)
     await asyncio.sleep(1.0)  # nothing else is on its way
+    await p.alive()  # and the platform was there to tell it
     notes = await p.history(TENANT)
     assert sorted(n["channel"] for n in notes) == ["email", "in_app"]
     assert {n["kind"] for n in notes} == {"action_required"}
@@ -57,6 +58,7 @@ async def test_wrong_password_one_french_alert_then_one_recovery_notice(platform
     await eventually(lambda: _status(p, created["id"], "ok"), what="the account to recover")
     notes = await _settled(p, 4)
     await asyncio.sleep(1.0)
+    await p.alive()
     notes = await p.history(TENANT)
     assert [n["kind"] for n in notes if n["channel"] == "email"] == ["recovered", "action_required"]
     assert [n["kind"] for n in notes if n["channel"] == "in_app"] == ["recovered", "action_required"]

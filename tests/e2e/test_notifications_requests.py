@@ -64,6 +64,7 @@ async def test_both_requesters_get_one_available_notice_and_can_activate_the_col
     for tenant in ("ph-nord", "ph-sud"):
         await eventually(lambda t=tenant: _available_notices(p, t), what=f"{tenant}'s notices")
     await asyncio.sleep(1.0)  # every scraper announces its collectors: nothing more may come of it
+    await p.alive()  # the notifier was there to tell it
 
     for tenant in ("ph-nord", "ph-sud"):
         notes = await p.history(tenant)
