@@ -214,6 +214,13 @@ async def test_statuses_follow_results_and_are_never_stale(accounts: Accounts) -
     await asyncio.sleep(1.0)
     final = await _status(accounts, "p2", acc["id"])
     assert (final["status"], final["invoice_count"]) == ("ok", 12)
+    # Positive control: both consumers were there to apply them, and apply what is newer.
+    await publish(accounts.nc, Events.COLLECTION_FAILED.for_tenant("p2"), CollectionFailed(
+        **new, job_id="j5", started_at=t0 + timedelta(seconds=4), error_code="supplier_unavailable"))
+    await eventually(lambda: _if(_status(accounts, "p2", acc["id"]), "retrying"), what="a newer failure applied")
+    await publish(accounts.nc, Events.COLLECTION_STARTED.for_tenant("p2"), CollectionStarted(
+        **new, job_id="j6", started_at=t0 + timedelta(seconds=5)))
+    await eventually(lambda: _if(_status(accounts, "p2", acc["id"]), "collecting"), what="a newer start applied")
 
     # The old password is gone: only the new version can be revealed.
     err = await accounts.refusal(Api.ACCOUNTS_REVEAL_CREDENTIALS, tenant_id="p2", account_id=acc["id"],
@@ -249,6 +256,13 @@ async def test_retry_and_delete_emit_their_events_once(accounts: Accounts) -> No
         job_id="late", started_at=utcnow(), total_invoices=3))
     await asyncio.sleep(0.5)
     assert (await accounts.call(Api.ACCOUNTS_LIST, tenant_id="p3"))["accounts"] == []
+    # Positive control: the results consumer was there to apply it, and applies one to a live account.
+    other = await accounts.create("p3", "officine-2")
+    await publish(accounts.nc, Events.COLLECTION_SUCCEEDED.for_tenant("p3"), CollectionSucceeded(
+        tenant_id="p3", account_id=other["id"], collector_id="sandbox-classic", credential_version=1,
+        job_id="control", started_at=utcnow(), total_invoices=3))
+    await eventually(lambda: _if(_status(accounts, "p3", other["id"]), "ok"), what="the control's result applied")
+    assert [a["id"] for a in (await accounts.call(Api.ACCOUNTS_LIST, tenant_id="p3"))["accounts"]] == [other["id"]]
 
 
 async def test_rotation_reencrypts_everything_so_the_old_key_can_go(accounts: Accounts) -> None:
