@@ -204,6 +204,12 @@ async def test_a_run_that_never_finishes_is_closed_as_internal_error_and_retried
     await asyncio.sleep(0.3)
     doc = await harness.replicas[0].extras["service"].repo.get("hung")
     assert doc["failures"] == 1
+    # Positive control: the results consumer was there to count it, and counts the retry's failure.
+    await harness.result(retry, CollectionErrorCode.SUPPLIER_UNAVAILABLE)
+
+    async def counted() -> bool:
+        return (await harness.replicas[0].extras["service"].repo.get("hung"))["failures"] == 2
+    await eventually(counted, timeout=10, what="the retry's failure counted")
 
 
 # --- accounts: the timeout as a status --------------------------------------------------------------
@@ -256,6 +262,11 @@ async def test_accounts_show_a_timed_out_run_as_internal_error_and_never_let_it_
                   CollectionTimedOut(**job, job_id="j0", started_at=start - timedelta(hours=1)))
     await asyncio.sleep(0.5)
     assert await status() == ("collecting", None)
+    # Positive control for both quiet periods above: the timed-out consumer applies the current
+    # attempt's close.
+    await publish(accounts.nc, Events.COLLECTION_TIMED_OUT.for_tenant("p1"),
+                  CollectionTimedOut(**job, job_id="j2", started_at=start + timedelta(hours=1)))
+    await becomes(("retrying", "internal_error"))
 
 
 # --- every loop across a NATS restart ------------------------------------------------------------------
