@@ -29,8 +29,10 @@ definitions are no longer the very ones they were built from (created, dropped, 
 from __future__ import annotations
 
 import datetime as dt
+import gc
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from operator import itemgetter
 from typing import Any
 
 from bson import ObjectId
@@ -95,12 +97,16 @@ class _Tree:
     def __init__(self, fields: tuple[str, ...], positions: tuple[int, ...]) -> None:
         self.fields = fields
         self.positions = positions  # where each field's value is in a document's values
+        # the tree's key of a document's values
+        self.key: Callable[[tuple[Any, ...]], tuple[Any, ...]] = (
+            itemgetter(*positions) if len(positions) > 1 else lambda values: (values[positions[0]],))
         self.root: dict[Any, Any] = {}
         self.odd: dict[Any, None] = {}
 
-    def add(self, doc_id: Any, values: tuple[Any, ...]) -> None:
-        key = [values[i] for i in self.positions]
-        if _ODD in key:
+    def add(self, doc_id: Any, values: tuple[Any, ...], odd: bool = True) -> None:
+        """File ``doc_id`` under its values; ``odd``: whether any of them may be ``_ODD``."""
+        key = self.key(values)
+        if odd and _ODD in key:
             self.odd[doc_id] = None
             return
         node = self.root
@@ -119,7 +125,7 @@ class _Tree:
             node[last] = _Bucket({leaf: None, doc_id: None})
 
     def remove(self, doc_id: Any, values: tuple[Any, ...]) -> None:
-        key = [values[i] for i in self.positions]
+        key = self.key(values)
         if _ODD in key:
             del self.odd[doc_id]
             return
@@ -189,13 +195,21 @@ class _Indexes:
         for fields in kept:
             for name in fields:
                 paths.setdefault(name, len(paths))
-        self.paths = [tuple(name.split(".")) for name in paths]
+        # (name, None) for a top-level field, (name, parts) for a dotted one
+        self.paths = [(name, tuple(name.split(".")) if "." in name else None) for name in paths]
         self.trees = [_Tree(fields, tuple(1 + paths[name] for name in fields)) for fields in kept]
         # id -> (seq, value of each path): the order of first insertion, and what the trees hold
         self.meta: dict[Any, tuple[Any, ...]] = {}
         self.counter = 0
-        for doc_id, doc in documents:
-            self.put(doc_id, doc)
+        # Millions of new tuples and dicts, all kept: the cyclic GC would run over and over for nothing.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            for doc_id, doc in documents:
+                self.put(doc_id, doc)
+        finally:
+            if enabled:
+                gc.enable()
 
     def built_from(self, definitions: Mapping[str, Any]) -> bool:
         held = self.definitions
@@ -208,15 +222,27 @@ class _Indexes:
             seq = self.counter
         else:
             seq = old[0]
-        values = (seq, *[_value(doc, parts) for parts in self.paths])
+        values = self._values(seq, doc)
         if old is not None:
             if old == values and all(type(a) is type(b) for a, b in zip(old, values, strict=True)):
                 return
             for tree in self.trees:
                 tree.remove(doc_id, old)
+        odd = _ODD in values
         for tree in self.trees:
-            tree.add(doc_id, values)
+            tree.add(doc_id, values, odd)
         self.meta[doc_id] = values
+
+    def _values(self, seq: int, doc: Document) -> tuple[Any, ...]:
+        """``seq`` and the document's key at each path (see ``_value``)."""
+        values: list[Any] = [seq]
+        for name, parts in self.paths:
+            # a missing top-level field is None, as a null one: both are keyed None
+            value = doc.get(name) if parts is None else _value(doc, parts)
+            kind = type(value)
+            values.append(value if kind is str or (kind in _KEYED and not (kind is float and value != value))
+                          else _ODD)
+        return tuple(values)
 
     def remove(self, doc_id: Any) -> None:
         old = self.meta.pop(doc_id, None)
