@@ -30,6 +30,7 @@ from shared.events import (
 from shared.runtime import ServiceRuntime
 from shared.settings import SchedulerSettings
 from shared.subjects import COLLECT_JOBS_PATTERN, Events
+from tests.integration.helpers import eventually
 from tests.standin import StandIn
 
 START = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
@@ -104,6 +105,19 @@ class Harness:
             pass
         await sub.unsubscribe()
         return out
+
+    async def settled(self) -> None:
+        """Wait until the scheduler's consumers have handled every event published so far (each
+        handler writes, then sends what its write queued, before its ack): no fixed sleep to outlast."""
+        js = self.nc.jetstream()
+
+        async def done() -> bool:
+            for stream in ("COLLECTORS_ACCOUNTS", "COLLECTORS_SCRAPER"):
+                for info in await js.consumers_info(stream):
+                    if info.name.startswith("scheduler-") and (info.num_pending or info.num_ack_pending):
+                        return False
+            return True
+        await eventually(done, timeout=30, what="the scheduler's consumers to catch up")
 
     async def tick(self) -> int:
         counts = await asyncio.gather(*(rt.extras["service"].tick() for rt in self.replicas))
@@ -260,14 +274,14 @@ async def test_never_more_sessions_on_a_portal_than_it_allows(harness: Harness) 
 
 async def test_a_collector_wide_failure_is_one_incident_with_a_probe(harness: Harness) -> None:
     await announce(harness, "fragile", version="1")
-    await asyncio.sleep(0.3)
+    await harness.settled()
     for i in range(4):
         await harness.activate(f"f-{i}", collector="fragile", tenant=f"t{i % 2}")
     jobs = _by_account(await harness.drain_jobs())
     assert len(jobs) == 4
     for i in range(3):
         await harness.result(jobs[f"f-{i}"], CollectionErrorCode.INTERFACE_CHANGED)
-    await asyncio.sleep(0.5)
+    await harness.settled()
     [declared] = await harness.stream_events(Events.INCIDENT_DECLARED.pattern)
     assert declared["collector_id"] == "fragile" and declared["error_code"] == "interface_changed"
     assert sorted(a["account_id"] for a in declared["affected"]) == ["f-0", "f-1", "f-2", "f-3"]
@@ -279,14 +293,14 @@ async def test_a_collector_wide_failure_is_one_incident_with_a_probe(harness: Ha
     [probe] = await harness.drain_jobs()
     assert probe["reason"] == "probe"
     await harness.result(probe, CollectionErrorCode.INTERFACE_CHANGED)
-    await asyncio.sleep(0.3)
+    await harness.settled()
     harness.clock.advance(minutes=11)
     assert await harness.tick() == 1
     [probe2] = await harness.drain_jobs()
     assert probe2["account_id"] == probe["account_id"]
     # A new version of the collector is announced: everyone resumes, spread over a few minutes.
     await announce(harness, "fragile", version="2")
-    await asyncio.sleep(0.5)
+    await harness.settled()
     [resolved] = await harness.stream_events(Events.INCIDENT_RESOLVED.pattern)
     assert resolved["reason"] == "collector_updated"
     harness.clock.advance(minutes=6)
@@ -297,19 +311,19 @@ async def test_a_collector_wide_failure_is_one_incident_with_a_probe(harness: Ha
 
 async def test_a_successful_probe_ends_the_incident(harness: Harness) -> None:
     await announce(harness, "down")
-    await asyncio.sleep(0.3)
+    await harness.settled()
     for i in range(3):
         await harness.activate(f"d-{i}", collector="down")
     jobs = await harness.drain_jobs()
     for job in jobs:
         await harness.result(job, CollectionErrorCode.SUPPLIER_UNAVAILABLE)
-    await asyncio.sleep(0.5)
+    await harness.settled()
     assert len(await harness.stream_events(Events.INCIDENT_DECLARED.pattern)) == 1
     harness.clock.advance(minutes=11)
     assert await harness.tick() == 1
     [probe] = await harness.drain_jobs()
     await harness.result(probe)
-    await asyncio.sleep(0.5)
+    await harness.settled()
     [resolved] = await harness.stream_events(Events.INCIDENT_RESOLVED.pattern)
     assert resolved["reason"] == "probe_succeeded"
     harness.clock.advance(minutes=6)
