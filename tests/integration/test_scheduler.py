@@ -418,3 +418,81 @@ async def test_two_replicas_under_jitter_never_dispatch_a_run_twice_over_a_thous
     # read and its claim of the runs, and one read them while the other was taking slots.
     standin.assert_overlap("leases", enter=("find",), leave=("bulk_write",), leave_collection="schedules")
     standin.assert_overlap("leases", enter=("find",), leave=("bulk_write",))
+
+
+async def test_two_replicas_racing_to_declare_an_incident_declare_it_once(harness: Harness, standin: StandIn) -> None:
+    """Two replicas each get some of the failures that make a collector-wide incident, at the same
+    moment, through a stand-in that interleaves their operations (jitter). Exactly as many accounts
+    fail as an incident takes (3 of 4), so a second attempt to declare it can only come from a
+    replica that counted the failures while the other was between its own count and its declaration.
+    Each round is a new collector, until one round shows both replicas trying: one open incident,
+    one `incident declared` event, every round."""
+    second = await harness.add_replica()
+    first: SchedulerService = harness.replicas[0].extras["service"]
+    replicas = {"a": first, "b": second}
+    # Which replica handles which failure (accounts 0 to 2 fail, account 3 does not).
+    split = {0: "a", 1: "b", 2: "a"}
+
+    def cross_replica_races(ops: list[standin_timing.Op]) -> int:
+        """Declarations (an insert into incidents) made after the replica's count of the failures
+        with a count by the other replica in between: both were deciding to declare at once."""
+        count = 0
+        last_count: dict[str, int] = {}
+        for position, op in enumerate(ops):
+            if op.name == "count_documents" and op.namespace.endswith(".failures"):
+                last_count[op.task] = position
+            elif op.name == "insert_one" and op.namespace.endswith(".incidents") and op.task in last_count:
+                since = last_count.pop(op.task)
+                if any(o.name == "count_documents" and o.namespace.endswith(".failures")
+                       and o.task[0] != op.task[0] for o in ops[since + 1:position]):
+                    count += 1
+        return count
+
+    async def attempt(round_: int) -> tuple[set[str], int]:
+        collector = f"crowd-{round_}"
+        await announce(harness, collector)
+        await harness.settled()
+        for i in range(4):
+            await harness.activate(f"{collector}-{i}", collector=collector, tenant=f"t{i % 2}")
+        jobs: dict[str, dict[str, Any]] = {}
+
+        async def all_out() -> bool:
+            jobs.update(_by_account(await harness.drain_jobs(settle=0)))
+            return all(f"{collector}-{i}" in jobs for i in range(4))
+        await eventually(all_out, what=f"the 4 activations of {collector}")
+        await harness.settled()
+
+        async def fail(name: str, job: dict[str, Any]) -> None:
+            common = {k: job[k] for k in ("tenant_id", "account_id", "collector_id", "job_id", "credential_version")}
+            with structlog.contextvars.bound_contextvars(replica=name):
+                await replicas[name].collection_failed(CollectionFailed(
+                    **common, started_at=harness.clock(), finished_at=harness.clock(),
+                    error_code=CollectionErrorCode.INTERFACE_CHANGED))
+
+        standin.trace.ops.clear()
+        with structlog.testing.capture_logs([structlog.contextvars.merge_contextvars]) as log:
+            # Task names start with the replica's letter: the trace tells who did what.
+            await asyncio.gather(*(asyncio.create_task(fail(name, jobs[f"{collector}-{i}"]), name=f"{name}-{i}")
+                                   for i, name in split.items()))
+        # Exactly one open incident and one event, whoever won.
+        incidents = await first.repo.incidents.find({"collector_id": collector}).to_list(None)
+        assert [i["open"] for i in incidents] == [True], incidents
+        declared = [e for e in await harness.stream_events(Events.INCIDENT_DECLARED.pattern)
+                    if e["collector_id"] == collector]
+        assert [e["incident_id"] for e in declared] == [incidents[0]["_id"]], declared
+        assert sorted(a["account_id"] for a in declared[0]["affected"]) == [f"{collector}-{i}" for i in range(4)]
+        [winner] = [line for line in log if line["event"] == "incident_declared"]
+        assert winner["incident_id"] == incidents[0]["_id"] and winner.get("replica") in replicas
+        tried = {op.task[0] for op in standin.trace.on("incidents", "insert_one")}
+        return tried, cross_replica_races(standin.trace.ops)
+
+    rounds = 30  # about one round in four interleaves so (measured over 14 seeds: first race in rounds 0-10)
+    for round_ in range(rounds if standin.on else 1):
+        tried, races = await attempt(round_)
+        if not standin.on or (tried == {"a", "b"} and races > 0):
+            break
+    else:
+        raise AssertionError(f"in {rounds} rounds the replicas never both tried to declare at once (last: "
+                             f"{sorted(tried)} tried, {races} race(s)): this test proves nothing (jitter seed "
+                             f"{standin.seed}: {standin_timing.JITTER_ENV}={standin.seed})")
+    print(f"both replicas raced to declare in round {round_}")
