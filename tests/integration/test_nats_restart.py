@@ -31,7 +31,7 @@ from shared.settings import SchedulerSettings
 from shared.subjects import COLLECT_JOBS_PATTERN, Api, Events, collect_job
 from tests.integration.helpers import eventually
 from tests.integration.test_accounts import Accounts, accounts, publish  # noqa: F401  (fixture)
-from tests.integration.test_scheduler import START, Clock, Harness, announce
+from tests.integration.test_scheduler import START, Clock, Harness, running_harness
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 120.0  # the scheduler's start bound in these tests (its default)
@@ -119,14 +119,8 @@ async def harness(nats_url: str, mongodb_url: str | None, db_prefix: str) -> Asy
     # The watch is driven by the tests through the controllable clock.
     settings = SchedulerSettings(nats_url=nats_url, mongodb_url=mongodb_url, db_prefix=db_prefix, tick_s=3600,
                                  refresh_s=3600, start_timeout_s=TIMEOUT)
-    nc = await nats.connect(nats_url)
-    h = Harness(nats_url, settings, clock, nc)
-    await h.add_replica()
-    await announce(h)
-    await asyncio.sleep(0.3)
-    yield h
-    await h.stop_replicas()
-    await nc.close()
+    async with running_harness(nats_url, settings, clock) as h:
+        yield h
 
 
 async def watch(h: Harness) -> int:

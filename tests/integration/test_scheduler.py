@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -153,6 +154,13 @@ async def harness(nats_url: str, mongodb_url: str | None, db_prefix: str) -> Asy
     settings = SchedulerSettings(nats_url=nats_url, mongodb_url=mongodb_url, db_prefix=db_prefix, tick_s=3600,
                                  refresh_s=3600, max_dispatch_per_tick=10, probe_interval_s=600,
                                  incident_window_s=1800)
+    async with running_harness(nats_url, settings, clock) as h:
+        yield h
+
+
+@asynccontextmanager
+async def running_harness(nats_url: str, settings: SchedulerSettings, clock: Clock) -> AsyncIterator[Harness]:
+    """One scheduler replica on ``settings``, the sandbox collector announced, stopped at the end."""
     nc = await nats.connect(nats_url)
     h = Harness(nats_url, settings, clock, nc)
     await h.add_replica()
