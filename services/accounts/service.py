@@ -268,10 +268,15 @@ class AccountsService:
             return
         # Consumers are unordered. A run whose result (or whose timeout) was applied is over: its late
         # start must not show it collecting again. The scheduler's timeout never hides a real result.
-        ended = (doc.get("last_result_job"), doc.get("timed_out_job"))
-        if isinstance(evt, CollectionStarted) and evt.job_id in ended:
-            return
-        if isinstance(evt, CollectionTimedOut) and evt.job_id == doc.get("last_result_job"):
+        # Checked on the document read, and again in the write's filter: the start and the result of one
+        # run come through two consumers at once, and the result may land between this read and the
+        # start's write (the start would then show a finished run collecting until its next run).
+        still_open: dict[str, Any] = {}
+        if isinstance(evt, CollectionStarted):
+            still_open = {"last_result_job": {"$ne": evt.job_id}, "timed_out_job": {"$ne": evt.job_id}}
+        elif isinstance(evt, CollectionTimedOut):
+            still_open = {"last_result_job": {"$ne": evt.job_id}}
+        if any(doc.get(name) == evt.job_id for name in still_open):
             return
         stamp = domain.AttemptStamp(evt.credential_version, evt.started_at)
         if domain.is_stale(doc["credential_version"], doc.get("last_attempt_at"), stamp):
@@ -290,7 +295,7 @@ class AccountsService:
             {"$set": {"status": status.value, "last_attempt_at": evt.started_at,
                       "updated_at": utcnow(), **fields}, **push},
             # Guard against a newer attempt or credentials landing between read and write.
-            extra_filter={"credential_version": evt.credential_version,
+            extra_filter={"credential_version": evt.credential_version, **still_open,
                           "$or": [{"last_attempt_at": None}, {"last_attempt_at": {"$lte": evt.started_at}}]},
         )
         if push:
