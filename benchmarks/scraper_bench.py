@@ -194,7 +194,7 @@ def make_jobs(styles: list[str], logins_per_style: int, count: int, workload: st
 async def collect_one(collector: Collector, context: BrowserContext, portal: str, job: Job) -> tuple[int, str]:
     context.set_default_timeout(PAGE_TIMEOUT_MS)
     ctx = CollectContext(browser_context=context, portal_url=f"{portal}/{job.style}/",
-                         login=job.login, password="demo", known_numbers=job.known)
+                         login=job.login, password="demo", known=frozenset((None, n) for n in job.known))
     documents = 0
 
     async def store(_: CollectedDocument) -> bool:

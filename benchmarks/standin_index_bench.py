@@ -107,7 +107,7 @@ async def _measure(ledger: Any, accounts: Any, relay: Any, size: int, mode: str,
         await ledger.has_content(*who(n), f"{picks[n]:064x}")
 
     async def known(n: int) -> None:
-        await ledger.known_numbers(*who(n))
+        await ledger.known(*who(n))
 
     async def count(n: int) -> None:
         await ledger.count(*who(n))

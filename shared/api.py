@@ -167,6 +167,8 @@ class InvoiceView(Contract):
     account_id: str
     collector_id: str
     number: str
+    site: str | None = Field(default=None, description="The site or customer account the document belongs "
+                             "to, as the supplier's portal names it; null when the portal shows none")
     issue_date: date
     amount: Decimal
     currency: str

@@ -185,6 +185,13 @@ class InvoiceCollected(Event):
     collector_id: str
     invoice_id: str
     number: str
+    # Additive (schema 1): producers before sites leave it out, consumers before sites ignore it.
+    site: str | None = Field(
+        default=None,
+        description="The site or customer account the document belongs to, as the supplier's portal names it "
+                    "(a short label or code), when one login sees several (a pharmacy group, a customer with "
+                    "two sites). Null when the portal shows none. Two sites may reuse a number: a document is "
+                    "(account_id, site, number).")
     issue_date: date
     amount: Decimal
     currency: str

@@ -18,6 +18,7 @@ from services.scraper.kit import (
     MissingDocument,
     SessionExpired,
 )
+from services.scraper.kit.invoice import InvoiceKey
 from services.scraper.kit.witness import Witness
 from shared.errors import CollectionErrorCode
 from shared.logging import get_logger
@@ -33,8 +34,8 @@ Store = Callable[[CollectedDocument], Awaitable[bool]]
 @dataclass
 class RunReport:
     new_documents: int = 0
-    collected: set[str] = field(default_factory=set)
-    missing: dict[str, str] = field(default_factory=dict)  # number -> why its file could not be had
+    collected: set[InvoiceKey] = field(default_factory=set)  # (site, number) of each document stored
+    missing: dict[InvoiceKey, str] = field(default_factory=dict)  # -> why its file could not be had
     logins: int = 0
     outcome: Outcome | None = None  # None: everything listed was collected
 
@@ -60,6 +61,16 @@ async def _closing(items: AsyncIterator[Found]) -> AsyncIterator[None]:
         close = getattr(items, "aclose", None)
         if close is not None:
             await close()
+
+
+def _label(key: InvoiceKey) -> str:
+    site, number = key
+    return number if site is None else f"{number} on site {site}"
+
+
+def _order(item: tuple[InvoiceKey, str]) -> tuple[str, str, bool]:
+    (site, number), _ = item
+    return (number, site or "", site is not None)
 
 
 async def _judge(exc: Exception, witness: Witness, logged_in: bool) -> Outcome | _Relogin:
@@ -88,12 +99,12 @@ async def run_collection(collector: Collector, ctx: CollectContext, store: Store
                     found_items = collector.collect(ctx)
                     async with _closing(found_items):
                         async for found in found_items:
-                            number = found.ref.number
+                            key = found.ref.key
                             if isinstance(found, MissingDocument):
-                                report.missing[number] = found.reason
+                                report.missing[key] = found.reason
                                 continue
-                            report.missing.pop(number, None)
-                            report.collected.add(number)
+                            report.missing.pop(key, None)
+                            report.collected.add(key)
                             try:
                                 report.new_documents += await store(found)
                             except Exception as exc:
@@ -113,14 +124,14 @@ async def run_collection(collector: Collector, ctx: CollectContext, store: Store
                     else:
                         log.info("session_expired_logging_in_again", collector_id=collector.manifest.id,
                                  collected=len(report.collected))
-                        ctx = replace(ctx, known_numbers=ctx.known_numbers | report.collected, logged_in=False)
+                        ctx = replace(ctx, known=ctx.known | report.collected, logged_in=False)
     except TimeoutError:
         if not deadline.expired():
             raise  # a NATS or database timeout while storing: the job is retried
         report.outcome = Outcome(CollectionErrorCode.SUPPLIER_UNAVAILABLE,
                                  f"collection did not finish within {timeout_s:.0f} s")
     if report.outcome is None and report.missing:
-        listed = ", ".join(f"{n} ({why})" for n, why in sorted(report.missing.items()))
+        listed = ", ".join(f"{_label(key)} ({why})" for key, why in sorted(report.missing.items(), key=_order))
         report.outcome = Outcome(CollectionErrorCode.DOWNLOAD_FAILED,
                                  f"{len(report.missing)} document(s) not downloaded: {listed}"[:500])
     return report

@@ -17,7 +17,7 @@ from services.scraper.downloads import read_slice
 from services.scraper.kit import CollectContext, CollectedDocument, Collector
 from services.scraper.kit.download import document_limit
 from services.scraper.kit.portal_http import PortalHttp
-from services.scraper.ledger import Ledger, object_key
+from services.scraper.ledger import Ledger, LedgerEntry, object_key
 from services.scraper.runner import run_collection
 from shared import api
 from shared.broker import jetstream, publish_event
@@ -108,7 +108,7 @@ class ScraperService:
                             CollectionStarted(**common))
         register_secret(creds.password)
         try:
-            known = await self.ledger.known_numbers(job.tenant_id, job.account_id)
+            known = await self.ledger.known(job.tenant_id, job.account_id)
 
             async def store(document: CollectedDocument) -> bool:
                 return await self._store(job, document)
@@ -116,7 +116,7 @@ class ScraperService:
             async with self._sessions[job.collector_id], self.browsers.context() as context:
                 http = PortalHttp(context, timeout_ms=self.browsers.page_timeout_s * 1000)
                 ctx = CollectContext(browser_context=context, http=http, portal_url=self.portal_url(collector),
-                                     login=creds.login, password=creds.password, known_numbers=known)
+                                     login=creds.login, password=creds.password, known=known)
                 with document_limit(collector.manifest.max_document_bytes or self.settings.max_document_bytes):
                     report = await run_collection(collector, ctx, store, timeout_s=self.settings.job_timeout_s)
                 if report.outcome is not None:
@@ -172,9 +172,8 @@ class ScraperService:
     # --- invoice API ---------------------------------------------------------------------------
 
     @staticmethod
-    def _view(doc: dict[str, Any]) -> api.InvoiceView:
-        return api.InvoiceView(id=doc["_id"], **{k: doc[k] for k in api.InvoiceView.model_fields
-                                                 if k not in ("id",)})
+    def _view(entry: LedgerEntry) -> api.InvoiceView:
+        return api.InvoiceView.model_validate(entry.model_dump(include=set(api.InvoiceView.model_fields)))
 
     async def list_invoices(self, req: api.ListInvoices) -> api.InvoiceListReply:
         docs = await self.ledger.list(req.tenant_id, req.account_id, req.limit)
@@ -183,7 +182,7 @@ class ScraperService:
     async def get_invoice(self, req: api.InvoiceRef) -> api.InvoiceView:
         return self._view(await self._ledger_entry(req))
 
-    async def _ledger_entry(self, req: api.InvoiceRef) -> dict[str, Any]:
+    async def _ledger_entry(self, req: api.InvoiceRef) -> LedgerEntry:
         # The tenant leads the lookup: another pharmacy's invoice is not found, as a missing one.
         doc = await self.ledger.get(req.tenant_id, req.invoice_id)
         if doc is None:
@@ -195,15 +194,15 @@ class ScraperService:
         """One chunk of an invoice's PDF, for its own tenant only (nobody else reads the bucket)."""
         doc = await self._ledger_entry(req)
         try:
-            part = await read_slice(jetstream(self.broker), self.store(), doc["object_key"], req.offset,
+            part = await read_slice(jetstream(self.broker), self.store(), doc.object_key, req.offset,
                                     req.cursor, api.INVOICE_CHUNK_BYTES)
         except ValueError as exc:
             raise ValidationFailed(str(exc), field="offset") from exc
         except (ObjectNotFoundError, NotFoundError) as exc:
-            log.error("invoice_file_missing", invoice_id=doc["_id"], object_key=doc["object_key"])
+            log.error("invoice_file_missing", invoice_id=doc.id, object_key=doc.object_key)
             raise NotFound("Fichier de la facture introuvable." if req.lang == "fr"
                            else "The invoice's file is missing.", field="invoice_id") from exc
-        return api.InvoiceChunk(invoice_id=doc["_id"], size=part.size, sha256=doc["sha256"], offset=req.offset,
+        return api.InvoiceChunk(invoice_id=doc.id, size=part.size, sha256=doc.sha256, offset=req.offset,
                                 data=base64.b64encode(part.data).decode(), next_offset=part.next_offset,
                                 cursor=part.cursor)
 

@@ -74,7 +74,8 @@ async def test_known_numbers_are_not_downloaded(portal: SandboxPortal, context: 
     expected = [doc.number for doc in documents_for(LOGIN, TODAY)]
     known = frozenset(expected[::3])
     ctx = CollectContext(
-        browser_context=context, portal_url=portal.url + "/classic", login=LOGIN, password="demo", known_numbers=known
+        browser_context=context, portal_url=portal.url + "/classic", login=LOGIN, password="demo",
+        known=frozenset((None, n) for n in known),
     )
     documents = await collect(ctx)
     assert [d.ref.number for d in documents] == [n for n in expected if n not in known]

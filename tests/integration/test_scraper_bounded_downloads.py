@@ -307,7 +307,7 @@ async def test_a_document_one_byte_over_the_limit_without_length_is_cut_while_st
     collector = PortalCollector(manifest, [over, at], in_page=in_page)
     report, stored, cookies = await collect_directly(browser, collector, limit)
     assert report.outcome is not None and report.outcome.code.value == "download_failed"
-    assert report.missing == {over.rsplit("/", 1)[1]: f"too large: over the limit of {limit} bytes (HTTP 200)"}
+    assert report.missing == {(None, over.rsplit("/", 1)[1]): f"too large: over the limit of {limit} bytes (HTTP 200)"}
     (document,) = stored
     assert document.size == limit and document.sha256 == sha256_of(limit) and document.content.startswith(b"%PDF")
     # A cookie the download answered with is the context's, as with Playwright's own client.

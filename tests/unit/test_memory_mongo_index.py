@@ -305,7 +305,7 @@ async def test_ledger_operations_examine_only_the_account_s_documents(
         with examined.at_most(per_account + 2):
             assert await ledger.has_content("t1", "acc7", _document("F7").sha256)
         with examined.at_most(per_account + 2):
-            assert len(await ledger.known_numbers("t1", "acc7")) == per_account + 1
+            assert len(await ledger.known("t1", "acc7")) == per_account + 1
         with examined.at_most(per_account + 2):
             assert await ledger.count("t1", "acc7") == per_account + 1
         with examined.at_most(per_account + 2):

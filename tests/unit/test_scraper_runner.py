@@ -25,6 +25,7 @@ from services.scraper.kit import (
 )
 from services.scraper.kit.download import ACCEPT_PDF
 from services.scraper.kit.har import HarReplay
+from services.scraper.kit.invoice import InvoiceKey
 from services.scraper.kit.portal_http import PortalHttp
 from services.scraper.kit.reply import HttpReply
 from services.scraper.runner import MAX_LOGINS, run_collection
@@ -73,12 +74,12 @@ class Scripted:
         for step in self.scripts.pop(0):
             if isinstance(step, Exception):
                 raise step
-            if step.ref.number in ctx.known_numbers:
+            if ctx.is_known(step.ref):
                 continue
             yield step
 
 
-async def run(collector: Scripted, page: FakePage | None = None, known: frozenset[str] = frozenset(),
+async def run(collector: Scripted, page: FakePage | None = None, known: frozenset[InvoiceKey] = frozenset(),
               timeout_s: float = 10.0) -> tuple[Any, list[str]]:
     stored: list[str] = []
 
@@ -87,7 +88,7 @@ async def run(collector: Scripted, page: FakePage | None = None, known: frozense
         return True
 
     ctx = CollectContext(page=page or FakePage(), portal_url="http://portal.test/", login="l", password="p",  # type: ignore[arg-type]
-                         known_numbers=known, http=no_network())
+                         known=known, http=no_network())
     return await run_collection(collector, ctx, store, timeout_s=timeout_s), stored
 
 
@@ -118,7 +119,7 @@ async def test_a_session_that_ends_is_logged_in_again_without_collecting_twice()
     report, stored = await run(collector)
     assert report.outcome is None and report.logins == 2
     assert stored == ["FA-1", "FA-2", "FA-3"]
-    assert collector.contexts[1].known_numbers == {"FA-1", "FA-2"}
+    assert collector.contexts[1].known == {(None, "FA-1"), (None, "FA-2")}
 
 
 async def test_a_login_page_met_after_logging_in_is_a_session_expiry_too() -> None:

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from playwright.async_api import BrowserContext, Page
 
-from services.scraper.kit.invoice import CollectedDocument, MissingDocument
+from services.scraper.kit.invoice import CollectedDocument, InvoiceKey, InvoiceRef, MissingDocument
 from services.scraper.kit.manifest import Manifest
 from services.scraper.kit.portal_http import PortalHttp
 from services.scraper.kit.witness import Witness
@@ -33,9 +33,9 @@ class CollectContext:
     # The job's fresh browser context; or only a ``page`` already open in one.
     browser_context: BrowserContext | None = None
     page: Page | None = None  # opened on demand by ``open_page``
-    # Numbers of documents the ledger already holds for this account: a collector may skip
-    # downloading them (the framework dedups anyway).
-    known_numbers: frozenset[str] = frozenset()
+    # The (site, number) of every document the ledger already holds for this account: a collector
+    # may skip downloading them (``is_known``; the framework dedups anyway).
+    known: frozenset[InvoiceKey] = frozenset()
     # Called during long work so the job's in-progress ack keeps the message ours.
     heartbeat: Callable[[], None] = field(default=lambda: None)
     # Set once the portal accepted the credentials: a login page met after that point means the
@@ -79,6 +79,17 @@ class CollectContext:
         if self.browser_context is None:
             raise RuntimeError("no browser context to set a cookie in")
         await self.browser_context.add_cookies([{"name": name, "value": value, "url": self.base_url}])
+
+    def is_known(self, ref: InvoiceRef) -> bool:
+        """The ledger already holds this document (same site and number): no need to download it.
+        A number known on one site does not hide another site's document."""
+        return ref.key in self.known
+
+    @property
+    def known_numbers(self) -> frozenset[str]:
+        """Deprecated, use ``is_known(ref)``: the numbers known without a site, which is all a
+        collector whose refs carry no site needs. A collector that reads sites must not filter on it."""
+        return frozenset(number for site, number in self.known if site is None)
 
     def mark_logged_in(self) -> None:
         self.logged_in = True

@@ -11,6 +11,10 @@ from services.scraper.kit.body import DocumentBody
 
 DocumentKind = Literal["invoice", "credit_note"]
 
+# What tells one document from another within an account: (site, number). Two sites of one login
+# may reuse a number; ``None`` is the portal's only (or unnamed) site.
+InvoiceKey = tuple[str | None, str]
+
 
 @dataclass(frozen=True)
 class InvoiceRef:
@@ -22,6 +26,19 @@ class InvoiceRef:
     currency: str
     kind: DocumentKind
     download_url: str
+    # The site or customer account the document belongs to, as the portal names it (a short label
+    # or code), when one login sees several (a pharmacy group, a customer with two sites). Blank is
+    # no site: ``None``, the key every document had before sites.
+    site: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.site is not None:
+            object.__setattr__(self, "site", self.site.strip() or None)
+
+    @property
+    def key(self) -> InvoiceKey:
+        """The document's identity within its account (the ledger dedups on it)."""
+        return (self.site, self.number)
 
 
 class CollectedDocument:

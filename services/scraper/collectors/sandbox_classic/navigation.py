@@ -13,9 +13,15 @@ from collections.abc import AsyncIterator
 from urllib.parse import urljoin
 
 from services.scraper.collectors.sandbox_classic import pages
-from services.scraper.kit import CollectContext, Found, InterfaceChanged, LoginFailed, fetch_documents
-from services.scraper.kit.forms import submission
-from services.scraper.kit.http import page_text
+from services.scraper.kit import (
+    CollectContext,
+    Found,
+    InterfaceChanged,
+    LoginFailed,
+    fetch_documents,
+    page_text,
+    submission,
+)
 
 # A portal that loops on "Page suivante" must not keep a worker forever.
 MAX_PAGES = 500
@@ -45,7 +51,7 @@ async def collect(ctx: CollectContext) -> AsyncIterator[Found]:
     ctx.mark_logged_in()
     for _ in range(MAX_PAGES):
         refs, next_url = pages.parse_invoice_list(html, page_url)
-        async for found in fetch_documents(ctx.http, [r for r in refs if r.number not in ctx.known_numbers]):
+        async for found in fetch_documents(ctx.http, [r for r in refs if not ctx.is_known(r)]):
             yield found
         ctx.heartbeat()
         if next_url is None:

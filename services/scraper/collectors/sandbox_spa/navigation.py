@@ -11,8 +11,14 @@ from urllib.parse import urljoin
 from playwright.async_api import Response
 
 from services.scraper.collectors.sandbox_spa import pages
-from services.scraper.kit import CollectContext, Found, InterfaceChanged, fetch_documents, raise_for_status
-from services.scraper.kit.fetch import page_fill_and_click
+from services.scraper.kit import (
+    CollectContext,
+    Found,
+    InterfaceChanged,
+    fetch_documents,
+    page_fill_and_click,
+    raise_for_status,
+)
 
 MAX_PAGES = 500
 
@@ -57,7 +63,7 @@ async def collect(ctx: CollectContext) -> AsyncIterator[Found]:
         if reply.status != 200:
             raise InterfaceChanged(f"invoice list: HTTP {reply.status}")
         listing = pages.parse_invoice_page(reply.json("invoice list"), api_url)
-        new_refs = [ref for ref in listing.refs if ref.number not in ctx.known_numbers]
+        new_refs = [ref for ref in listing.refs if not ctx.is_known(ref)]
         async for found in fetch_documents(ctx.http, new_refs, headers=headers):
             yield found
         ctx.heartbeat()
