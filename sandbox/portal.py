@@ -12,6 +12,8 @@ from aiohttp import web
 from sandbox.classic import TITLE as CLASSIC_TITLE
 from sandbox.classic import create_classic_app
 from sandbox.faults import Fault, FaultOptions
+from sandbox.legacy import TITLE as LEGACY_TITLE
+from sandbox.legacy import create_legacy_app
 from sandbox.spa import TITLE as SPA_TITLE
 from sandbox.spa import create_spa_app
 from sandbox.twostep import TITLE as TWOSTEP_TITLE
@@ -24,6 +26,7 @@ STYLES: dict[str, tuple[str, StyleFactory]] = {
     "classic": (CLASSIC_TITLE, create_classic_app),
     "twostep": (TWOSTEP_TITLE, create_twostep_app),
     "spa": (SPA_TITLE, create_spa_app),
+    "legacy": (LEGACY_TITLE, create_legacy_app),
 }
 
 
