@@ -379,7 +379,8 @@ _SUPPLIER_STATUS = {Fault.MAINTENANCE: 200, Fault.SERVER_ERROR: 500, Fault.RATE_
 CAPTCHA_MESSAGE = ("Contrôle de sécurité : merci de valider la vérification ci-dessous pour confirmer que la "
                    "demande de connexion émane bien d'une personne.")
 # A reCAPTCHA v2 placeholder as the page would carry it; no external script, the sandbox stays offline.
-_CAPTCHA_WIDGET = """<div id="Main_pnlControle" class="controle-securite">
+_CAPTCHA_WIDGET = f"""<div id="Main_pnlControle" class="controle-securite">
+<p class="msg-info">{CAPTCHA_MESSAGE}</p>
 <div class="g-recaptcha" data-sitekey="6LcSandboxLegacyExtranet0000000000000000" data-theme="light"></div>
 <textarea id="g-recaptcha-response" name="g-recaptcha-response" class="g-recaptcha-response"
  style="display:none"></textarea>
@@ -514,7 +515,8 @@ async def _login_submit(request: web.Request) -> web.Response:
     await request.app[_FAULTS].pace(login)
     fault = fault_of(login)
     if fault is Fault.CAPTCHA:
-        return _page(request, "Login.aspx", render_login(login, CAPTCHA_MESSAGE, _CAPTCHA_WIDGET))
+        # Not the wrong-password span: the credentials were never looked at.
+        return _page(request, "Login.aspx", render_login(login, extra=_CAPTCHA_WIDGET))
     if fault in SUPPLIER_SIDE:
         headers = {"Retry-After": str(RETRY_AFTER_S)} if fault is Fault.RATE_LIMITED else None
         return _encoded(render_page("Login.aspx", _SUPPLIER_PAGES[fault], "", ""), _SUPPLIER_STATUS[fault], headers)

@@ -273,7 +273,8 @@ async def test_supplier_side_faults_fire_before_the_password(client: Client) -> 
     maintenance = await login(client, "fault-maintenance-1", "wrong")
     assert "interrompu pour intervention technique" in await maintenance.text()
     captcha = await login(client, "fault-captcha-1", "wrong")
-    assert 'class="g-recaptcha"' in await captcha.text()
+    html = await captcha.text()
+    assert captcha.status == 200 and 'class="g-recaptcha"' in html and "Main_lblErreur" not in html
 
 
 @pytest.mark.parametrize(("mode", "page", "text"), [
