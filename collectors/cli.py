@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from collectors import output
+from collectors.dev import app as dev_app
 from collectors.output import console, emit, err_console, fail, record, shown, table
 from shared.api import INVOICE_CHUNK_BYTES
 from shared.client import ApiClient
@@ -34,6 +35,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(invoices_app, name="invoices")
 app.add_typer(requests_app, name="requests")
+app.add_typer(dev_app, name="dev")
 app.add_typer(notifications_app, name="notifications")
 
 T = TypeVar("T")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from services.scraper.kit.reply import HttpReply
+from services.scraper.kit.reply import HttpReply, origin
 
 # Marks the entries of the page-less client, as Playwright marks its own API requests.
 API_REQUEST = "_apiRequest"
@@ -148,9 +148,10 @@ class HarReplay:
             self._entries.setdefault(key, []).append(entry)
 
     @classmethod
-    def load(cls, path: Path | str) -> HarReplay:
-        har: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
-        return cls(har["log"]["entries"])
+    def load(cls, path: Path | str, portal_url: str | None = None) -> HarReplay:
+        """The recording at ``path``; given ``portal_url``, answering for that portal whatever
+        origin the recording was made on (see ``rebase_har``)."""
+        return cls(load_har(path, portal_url)["log"]["entries"])
 
     def answer(self, method: str, url: str, body: str | None) -> HttpReply:
         key = (method.upper(), url, body if method.upper() != "GET" else None)
@@ -165,3 +166,188 @@ class HarReplay:
         raw = base64.b64decode(text) if content.get("encoding") == "base64" else text.encode("utf-8")
         return HttpReply(status=int(response["status"]), url=url,
                          headers={h["name"].lower(): h["value"] for h in response.get("headers", [])}, body=raw)
+
+
+# --- a whole recording made safe to keep: ``scrub_recording`` ---------------------------------
+
+# Where ``collectors dev record`` writes what the replay needs to know about the recording.
+META = "_collectors"
+SCRUBBED = "scrubbed"
+PASSWORD_PLACEHOLDER = "scrubbed-password"
+# Headers whose whole value is a credential.
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "x-auth-token",
+                                 "x-access-token", "x-session-token"})
+# JSON members holding a bearer or session token (a CSRF token is not a secret: it may stay).
+_TOKEN_MEMBER = re.compile(
+    r'"(?:access_?token|refresh_?token|id_?token|auth_?token|bearer|token|jwt|session_?id|sessionid|session_?token)"'
+    r'\s*:\s*"([^"\\]{6,})"', re.IGNORECASE)
+# A value replaced wherever it shows (a page echoing it, a URL carrying it) only past this length:
+# shorter ones ("1", "fr", "necessary") are replaced where they are cookies, not in every text.
+_GLOBAL_MIN_LENGTH = 16
+
+
+def _secret_variants(secret: str) -> list[str]:
+    """Every way a recording may spell ``secret``: ``_variants`` plus other charsets and base64."""
+    found = set(_variants(secret))
+    for charset in ("latin-1", "iso-8859-15", "cp1252", "utf-8"):
+        try:
+            raw = secret.encode(charset)
+        except UnicodeEncodeError:
+            continue
+        found |= {quote(raw, safe=""), quote_plus(raw), base64.b64encode(raw).decode("ascii"),
+                  base64.urlsafe_b64encode(raw).decode("ascii")}
+        found.add(base64.b64encode(raw).decode("ascii").rstrip("="))
+    return sorted((v for v in found if v), key=len, reverse=True)
+
+
+def _cookie_pairs(header: str) -> list[tuple[str, str]]:
+    pairs = []
+    for part in header.split(";"):
+        name, sep, value = part.strip().partition("=")
+        if sep:
+            pairs.append((name, value))
+    return pairs
+
+
+def _scrub_cookie_header(value: str) -> str:
+    return "; ".join(f"{name}={SCRUBBED}" for name, _ in _cookie_pairs(value))
+
+
+def _scrub_set_cookie(value: str) -> str:
+    lines = []
+    for line in value.split("\n"):  # Playwright joins several Set-Cookie headers with newlines
+        first, sep, attributes = line.partition(";")
+        name, eq, _ = first.partition("=")
+        lines.append(f"{name}={SCRUBBED}{sep}{attributes}" if eq else line)
+    return "\n".join(lines)
+
+
+def _set_cookie_values(value: str) -> list[str]:
+    return [line.partition(";")[0].partition("=")[2].strip() for line in value.split("\n")]
+
+
+def _credential_of(value: str) -> str:
+    scheme, _, credential = value.strip().partition(" ")
+    return credential.strip() or scheme
+
+
+def _secrets_of(entries: list[dict[str, Any]]) -> set[str]:
+    """Session cookie values, credentials of Authorization-like headers and token members of JSON
+    answers: whatever a recording holds that would let someone into the account."""
+    found: set[str] = set()
+    for entry in entries:
+        for part in (entry.get("request", {}), entry.get("response", {})):
+            for cookie in part.get("cookies", []):
+                found.add(str(cookie.get("value", "")))
+            for header in part.get("headers", []):
+                name, value = header["name"].lower(), str(header.get("value", ""))
+                if name == "cookie":
+                    found |= {v for _, v in _cookie_pairs(value)}
+                elif name == "set-cookie":
+                    found |= set(_set_cookie_values(value))
+                elif name in _CREDENTIAL_HEADERS:
+                    found |= {value.strip(), _credential_of(value)}
+        content = entry.get("response", {}).get("content", {})
+        if content.get("encoding") != "base64" and isinstance(content.get("text"), str):
+            found |= set(_TOKEN_MEMBER.findall(content["text"]))
+        post = entry.get("request", {}).get("postData") or {}
+        if isinstance(post.get("text"), str):
+            found |= set(_TOKEN_MEMBER.findall(post["text"]))
+    return {s for s in found if s and s != SCRUBBED}
+
+
+def _scrub_headers(headers: list[dict[str, Any]]) -> None:
+    for header in headers:
+        name = header["name"].lower()
+        if name == "cookie":
+            header["value"] = _scrub_cookie_header(str(header["value"]))
+        elif name == "set-cookie":
+            header["value"] = _scrub_set_cookie(str(header["value"]))
+        elif name in _CREDENTIAL_HEADERS:
+            header["value"] = SCRUBBED
+
+
+def _replace_strings(node: Any, replace: Any) -> Any:
+    """``node`` with ``replace`` applied to each of its strings (base64 bodies left as they are)."""
+    if isinstance(node, str):
+        return replace(node)
+    if isinstance(node, list):
+        return [_replace_strings(item, replace) for item in node]
+    if isinstance(node, dict):
+        if node.get("encoding") == "base64":
+            return {k: (v if k == "text" else _replace_strings(v, replace)) for k, v in node.items()}
+        return {k: _replace_strings(v, replace) for k, v in node.items()}
+    return node
+
+
+def scrub_recording(path: Path | str, password: str, *, placeholder: str = PASSWORD_PLACEHOLDER) -> int:
+    """Make a recorded session safe to keep: the password (as typed, urlencoded in any charset, in
+    JSON, in base64) becomes ``placeholder`` everywhere, requests and answers; cookie values, the
+    values of ``Authorization`` and similar headers, and bearer or session tokens of JSON answers
+    become ``scrubbed``, where they are and anywhere else they show. CSRF tokens and form state
+    (``__VIEWSTATE``) stay: they open nothing.
+
+    Replacements are the same everywhere, so the recording still replays: a value an answer gave
+    is sent back, scrubbed, as the recording holds it. Returns how many secrets were found.
+    """
+    if not _SAFE_PLACEHOLDER.fullmatch(placeholder):
+        raise ValueError(f"placeholders may only use letters, digits and -._~: {placeholder!r}")
+    har_path = Path(path)
+    har: dict[str, Any] = json.loads(har_path.read_text(encoding="utf-8"))
+    entries: list[dict[str, Any]] = har["log"]["entries"]
+    secrets = _secrets_of(entries)
+    for entry in entries:
+        for part in (entry.get("request", {}), entry.get("response", {})):
+            _scrub_headers(part.get("headers", []))
+            for cookie in part.get("cookies", []):
+                cookie["value"] = SCRUBBED
+    replacements: list[tuple[str, str]] = []
+    if password:
+        replacements += [(variant, placeholder) for variant in _secret_variants(password)]
+    for secret in secrets:
+        if len(secret) >= _GLOBAL_MIN_LENGTH:
+            replacements += [(variant, SCRUBBED) for variant in _variants(secret)]
+    replacements.sort(key=lambda pair: len(pair[0]), reverse=True)
+
+    def replace(text: str) -> str:
+        for secret, by in replacements:
+            if secret in text:
+                text = text.replace(secret, by)
+        return text
+
+    har["log"]["entries"] = _replace_strings(entries, replace)
+    meta = har["log"].setdefault(META, {})
+    meta["password"] = placeholder
+    har_path.write_text(json.dumps(har), encoding="utf-8")
+    return len(secrets) + bool(password)
+
+
+# --- replaying a recording under another portal origin -----------------------------------------
+
+
+def recorded_portal(har: Mapping[str, Any]) -> str | None:
+    """The origin of the portal a recording was made on: as ``collectors dev record`` noted it, or
+    the first request's (a collection starts on its portal)."""
+    log = har.get("log", {})
+    noted = log.get(META, {}).get("portal_url")
+    if noted:
+        return origin(str(noted))
+    entries = log.get("entries", [])
+    return origin(entries[0]["request"]["url"]) if entries else None
+
+
+def rebase_har(har: dict[str, Any], portal_url: str) -> dict[str, Any]:
+    """``har`` answering for the portal at ``portal_url``: the recorded portal's origin becomes
+    that one's in every URL, header and text body (other origins stay as recorded)."""
+    recorded, wanted = recorded_portal(har), origin(portal_url)
+    if not recorded or recorded == wanted:
+        return har
+    # Not inside a longer host or port: http://127.0.0.1:80 is no prefix of http://127.0.0.1:8080.
+    pattern = re.compile(re.escape(recorded) + r"(?![\w.:-])")
+    rebased: dict[str, Any] = _replace_strings(har, lambda text: pattern.sub(wanted, text))
+    return rebased
+
+
+def load_har(path: Path | str, portal_url: str | None = None) -> dict[str, Any]:
+    har: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
+    return rebase_har(har, portal_url) if portal_url else har

@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 from services.scraper.kit import (
+    ISO,
     ActionRequiredOnSite,
     CaptchaRequired,
     CollectorError,
@@ -16,8 +17,9 @@ from services.scraper.kit import (
     LoginFailed,
     PasswordExpired,
     TwoFactorRequired,
+    parse_amount,
+    parse_date,
 )
-from services.scraper.kit.values import ISO, parse_amount, parse_date
 
 CSRF_HEADER = "X-CSRF-Token"
 _KINDS: dict[str, DocumentKind] = {"invoice": "invoice", "credit_note": "credit_note"}
