@@ -273,10 +273,15 @@ def invoices_list(
     if account:
         payload["account_id"] = account
     data = _call(Api.SCRAPER_INVOICES_LIST, payload, as_json, nats_url)
-    emit(data, as_json, lambda d: table(d["invoices"], [
-        ("id", "id"), ("number", "number"), ("issue_date", "date"), ("amount", "amount"),
-        ("currency", ""), ("kind", "kind"), ("account_id", "account")],
-        title=f"{len(d['invoices'])} documents"))
+    emit(data, as_json, lambda d: table(d["invoices"], invoice_columns(d["invoices"]),
+                                        title=f"{len(d['invoices'])} documents"))
+
+
+def invoice_columns(invoices: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The invoice table's columns: a site column only when some invoice has one (most accounts see one)."""
+    site = [("site", "site")] if any(i.get("site") is not None for i in invoices) else []
+    return [("id", "id"), ("number", "number"), *site, ("issue_date", "date"), ("amount", "amount"),
+            ("currency", ""), ("kind", "kind"), ("account_id", "account")]
 
 
 @invoices_app.command("download")

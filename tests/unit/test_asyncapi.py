@@ -174,3 +174,13 @@ def test_the_asyncapi_parser_finds_no_error(document: dict[str, Any], tmp_path: 
     result = json.loads(done.stdout.splitlines()[-1])
     assert result["errors"] == [], result["errors"][:5]
     assert result["parsed"] and done.returncode == 0, done.stderr
+
+
+def test_an_invoice_s_site_is_documented_in_the_event_and_the_views(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    collected = _payload(document, Events.INVOICE_COLLECTED.pattern)
+    site = schemas[collected["$ref"].rsplit("/", 1)[-1]]["properties"]["site"]
+    # Optional and nullable (producers and consumers from before sites still agree), and explained.
+    assert "site" not in schemas["InvoiceCollected"].get("required", [])
+    assert {"type": "null"} in site["anyOf"] and "site or customer account" in site["description"]
+    assert "site" in schemas["InvoiceView"]["properties"]

@@ -76,3 +76,38 @@ def test_json_output_has_no_raw_control_and_stays_the_same_data(capsys: pytest.C
     _no_raw_controls(printed)
     assert "\U000e0001" not in printed and "\\udb40\\udc01" in printed
     assert json.loads(printed) == data
+
+
+def _invoice(number: str, site: str | None) -> dict[str, object]:
+    return {"id": f"id-{number}", "tenant_id": "pharma", "account_id": "acc", "collector_id": "c", "number": number,
+            "site": site, "issue_date": "2026-03-01", "amount": "12.30", "currency": "EUR", "kind": "invoice",
+            "sha256": "0" * 64, "size": 8, "object_key": "k", "collected_at": "2026-03-02T08:00:00Z"}
+
+
+def _list_invoices(monkeypatch: pytest.MonkeyPatch, invoices: list[dict[str, object]], as_json: bool) -> None:
+    from collectors import cli
+
+    monkeypatch.setattr(cli, "_call", lambda *args: {"invoices": invoices})
+    cli.invoices_list(tenant="pharma", account=None, as_json=as_json, nats_url="nats://unused:4222")
+
+
+def test_the_invoice_list_shows_a_site_column_only_when_some_invoice_has_a_site(
+        screen: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    _list_invoices(monkeypatch, [_invoice("FA-1", None), _invoice("FA-2", None)], as_json=False)
+    without = plain(screen.getvalue())
+    assert "FA-1" in without and "site" not in without
+    screen.truncate(0)
+    screen.seek(0)
+    _list_invoices(monkeypatch, [_invoice("FA-1", "Officine du Port"), _invoice("FA-2", None),
+                                 _invoice("FA-3", HOSTILE)], as_json=False)
+    shown = plain(screen.getvalue())
+    header = next(line for line in shown.splitlines() if "number" in line)
+    assert header.index("number") < header.index("site") < header.index("date")
+    assert "Officine du Port" in shown and "—" in shown  # the site-less one
+    _no_raw_controls(shown)
+
+
+def test_the_invoice_list_as_json_always_has_the_site(monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    _list_invoices(monkeypatch, [_invoice("FA-1", None)], as_json=True)
+    assert json.loads(capsys.readouterr().out)["invoices"][0]["site"] is None

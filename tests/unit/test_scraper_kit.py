@@ -142,3 +142,23 @@ def test_scrub_har_finds_the_password_in_json_bodies_and_headers(tmp_path: Path)
     assert json.loads(entries[0]["request"]["postData"]["text"])["password"] == "scrubbed-password"
     assert json.loads(entries[1]["request"]["postData"]["text"])["password"] == "scrubbed-password"
     assert entries[2]["request"]["headers"][0]["value"] == "scrubbed-password"
+
+
+def test_a_ref_is_known_by_its_site_and_number() -> None:
+    from dataclasses import replace
+
+    from services.scraper.kit import CollectContext
+    from services.scraper.kit.har import HarReplay
+    from services.scraper.kit.portal_http import PortalHttp
+
+    on_a, on_b = replace(REF, site="A"), replace(REF, site="B")
+    assert REF.site is None and REF.key == (None, "FA-1") and on_a.key == ("A", "FA-1")
+    # Blank is no site: the key documents had before sites.
+    assert replace(REF, site="  ").site is None and replace(REF, site=" A ").site == "A"
+    ctx = CollectContext(portal_url="http://portal.test/", login="l", password="p",
+                         http=PortalHttp(None, replay=HarReplay([])), known=frozenset({("A", "FA-1"), (None, "FA-2")}))
+    # A number known on site A does not hide site B's document, nor the site-less one.
+    assert ctx.is_known(on_a) and not ctx.is_known(on_b) and not ctx.is_known(REF)
+    assert ctx.is_known(replace(REF, number="FA-2")) and not ctx.is_known(replace(REF, number="FA-2", site="A"))
+    # The deprecated view: numbers known without a site only.
+    assert ctx.known_numbers == {"FA-2"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -120,6 +121,26 @@ async def test_a_session_that_ends_is_logged_in_again_without_collecting_twice()
     assert report.outcome is None and report.logins == 2
     assert stored == ["FA-1", "FA-2", "FA-3"]
     assert collector.contexts[1].known == {(None, "FA-1"), (None, "FA-2")}
+
+
+def on_site(n: int, site: str) -> CollectedDocument:
+    document = doc(n)
+    return CollectedDocument(ref=replace(document.ref, site=site), content=f"%PDF-{site}-{n}".encode())
+
+
+async def test_after_a_new_login_a_number_collected_on_one_site_does_not_hide_another_site_s() -> None:
+    collector = Scripted([on_site(1, "A"), SessionExpired("401")], [on_site(1, "A"), on_site(1, "B")])
+    report, stored = await run(collector, known=frozenset({("C", "FA-1")}))
+    assert report.outcome is None and report.logins == 2
+    assert stored == ["FA-1", "FA-1"] and report.collected == {("A", "FA-1"), ("B", "FA-1")}
+    assert collector.contexts[1].known == {("A", "FA-1"), ("C", "FA-1")}
+
+
+async def test_a_missing_document_names_its_site() -> None:
+    missing = MissingDocument(on_site(2, "B").ref, "HTTP 500")
+    report, stored = await run(Scripted([on_site(2, "A"), missing, doc(3)]))
+    assert stored == ["FA-2", "FA-3"] and report.missing == {("B", "FA-2"): "HTTP 500"}
+    assert report.outcome.code is C.DOWNLOAD_FAILED and "FA-2 on site B (HTTP 500)" in report.outcome.detail
 
 
 async def test_a_login_page_met_after_logging_in_is_a_session_expiry_too() -> None:
