@@ -261,3 +261,48 @@ async def test_a_job_for_a_collector_this_worker_lacks_waits_for_a_worker_that_h
     await eventually(harness.idle, what="the job run by the new worker")
     assert newer.runs == {"acc-new": 1}
     assert await harness.dead_letters() == []
+
+
+@dataclass
+class SitesCollector:
+    """A pharmacy group's login: FA-1 on sites A and B and without a site; notes what the ledger knew."""
+
+    id: str = "fake-sites"
+    seen_known: list[list[bool]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.manifest = Manifest(id=self.id, name=self.id, supplier="Test", portal_url="http://127.0.0.1:9/")
+
+    async def collect(self, ctx: CollectContext) -> AsyncIterator[Found]:
+        refs = [InvoiceRef(number="FA-1", issue_date=date(2026, 3, 1), amount=Decimal("10.00"), currency="EUR",
+                           kind="invoice", download_url=f"http://127.0.0.1:9/{site}.pdf", site=site)
+                for site in ("A", "B", None)]
+        self.seen_known.append([ctx.is_known(ref) for ref in refs])
+        for ref in refs:  # yielded even when known: the framework dedups
+            yield CollectedDocument(ref=ref, content=f"%PDF-{ref.site}".encode())
+
+
+async def test_the_same_number_on_two_sites_is_collected_once_per_site(harness: Harness, worker: Any) -> None:
+    fake = SitesCollector()
+    await worker(fake)
+    for run in (1, 2):
+        job = CollectJob(job_id=f"acc-sites:{run}", tenant_id="pharma", account_id="acc-sites",
+                         collector_id=fake.id, credential_version=1, planned_at=utcnow())
+        await harness.nc.jetstream().publish(collect_job(fake.id), job.model_dump_json().encode(),
+                                             headers={"Nats-Msg-Id": job.msg_id()})
+        await eventually(lambda n=run: asyncio.sleep(0, len(harness.of("collection_succeeded")) >= n), timeout=30,
+                         what=f"result {run}")
+    first, second = (e["new_invoices"] for e in harness.of("collection_succeeded"))
+    assert (first, second) == (3, 0)
+    assert fake.seen_known == [[False, False, False], [True, True, True]]
+    collected = harness.of("invoice_collected")
+    assert sorted((e["site"] or "", e["number"]) for e in collected) == [("", "FA-1"), ("A", "FA-1"), ("B", "FA-1")]
+    assert len({e["invoice_id"] for e in collected}) == 3
+    reply = await harness.nc.request(Api.SCRAPER_INVOICES_LIST, json.dumps({"tenant_id": "pharma"}).encode(),
+                                     timeout=10)
+    listed = json.loads(reply.data)["invoices"]
+    assert sorted((i["site"] or "", i["number"]) for i in listed) == [("", "FA-1"), ("A", "FA-1"), ("B", "FA-1")]
+    on_b = next(i for i in listed if i["site"] == "B")
+    reply = await harness.nc.request(Api.SCRAPER_INVOICE_GET, json.dumps(
+        {"tenant_id": "pharma", "invoice_id": on_b["id"]}).encode(), timeout=10)
+    assert json.loads(reply.data)["site"] == "B"
