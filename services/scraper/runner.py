@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 
-from services.scraper.classify import Outcome, classify, needs_diagnosis
+from services.scraper.classify import Outcome, classify, is_our_bug, needs_diagnosis
 from services.scraper.diagnose import SESSION_EXPIRED, Diagnosis, diagnose
 from services.scraper.kit import (
     CollectContext,
@@ -73,16 +73,16 @@ def _order(item: tuple[InvoiceKey, str]) -> tuple[str, str, bool]:
     return (number, site or "", site is not None)
 
 
-async def _judge(exc: Exception, witness: Witness, logged_in: bool) -> Outcome | _Relogin:
+async def _judge(exc: Exception, witness: Witness, logged_in: bool, portal_url: str) -> Outcome | _Relogin:
     if isinstance(exc, SessionExpired):
         return _RELOGIN
     diagnosis: Diagnosis | None = None
     if needs_diagnosis(exc):
         found = diagnose(await witness.evidence(logged_in=logged_in))
-        if found is SESSION_EXPIRED:
+        if found is SESSION_EXPIRED and not is_our_bug(exc):  # our bug on a login page is still ours
             return _RELOGIN
         diagnosis = found if isinstance(found, Diagnosis) else None
-    return classify(exc, diagnosis)
+    return classify(exc, diagnosis, portal_url=portal_url)
 
 
 async def run_collection(collector: Collector, ctx: CollectContext, store: Store, *,
@@ -115,7 +115,7 @@ async def run_collection(collector: Collector, ctx: CollectContext, store: Store
                     raise failed.__cause__ from None
                 except Exception as exc:
                     logged_in = ctx.logged_in or bool(report.collected)
-                    verdict = await _judge(exc, witness, logged_in)
+                    verdict = await _judge(exc, witness, logged_in, ctx.portal_url)
                     if not isinstance(verdict, _Relogin):
                         report.outcome = verdict
                     elif report.logins >= MAX_LOGINS:

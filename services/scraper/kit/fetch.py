@@ -14,10 +14,13 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping, Sequence
 
+from playwright._impl._errors import TargetClosedError  # raised by the public API, not exported by it
+from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from services.scraper.kit.errors import InterfaceChanged
-from services.scraper.kit.reply import HttpReply, origin
+from services.scraper.kit.errors import CollectorBug, InterfaceChanged, PortalUnreachable, is_no_answer
+from services.scraper.kit.reply import HttpReply, origin, require_http_url
 from services.scraper.kit.stream import Download
 
 DEFAULT_TIMEOUT_MS = 30_000
@@ -73,7 +76,16 @@ async ({urls, headers, timeoutMs, maxBytes}) => {
 
 
 async def _through_request_client(page: Page, url: str, headers: dict[str, str], timeout_ms: float) -> HttpReply:
-    response = await page.request.get(url, headers=headers, timeout=timeout_ms)
+    try:
+        response = await page.request.get(url, headers=headers, timeout=timeout_ms)
+    except TargetClosedError:
+        raise  # our page or context is gone: not something the portal answered
+    except PlaywrightError as exc:
+        first_line = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        if isinstance(exc, PlaywrightTimeout) or is_no_answer(str(exc)):
+            # Whose outage it is depends on the host: the framework knows the portal's.
+            raise PortalUnreachable(f"GET {url[:200]}: no answer ({first_line})", url=url) from exc
+        raise CollectorBug(f"GET {url[:200]}: {first_line}") from exc
     try:
         return HttpReply(status=response.status, url=response.url, headers=dict(response.headers),
                          body=await response.body())
@@ -89,6 +101,8 @@ async def page_fetch_all(page: Page, urls: Sequence[str], *, headers: Mapping[st
     back with no body and ``cut_at`` set (a ``Download``); other origins are not fetched then
     (``kit.download`` streams those instead of using Playwright's request client).
     """
+    for url in urls:
+        require_http_url(url, "GET")  # never sent, never the portal's fault
     wanted = dict(headers or {})
     here = origin(page.url)
     same_origin = [url for url in urls if origin(url) == here]

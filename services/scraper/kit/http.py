@@ -8,11 +8,12 @@ from email.utils import parsedate_to_datetime
 
 from services.scraper.kit.errors import (
     CollectorError,
+    PortalUnreachable,
     RateLimited,
     SessionExpired,
     SupplierUnavailable,
 )
-from services.scraper.kit.reply import HttpReply
+from services.scraper.kit.reply import HttpReply, http_url_problem
 
 # A portal asking for more than this is treated as asking for this: the scheduler backs off anyway.
 MAX_RETRY_AFTER_S = 7 * 24 * 3600.0
@@ -39,10 +40,11 @@ def error_for_status(status: int, headers: Mapping[str, str], what: str) -> Coll
     """The typed error an HTTP status means, or None for a status a collector handles itself.
 
     ``headers`` keys are expected lower-case, as Playwright gives them. Status 0 (no HTTP answer at
-    all: refused, timed out, the kit's convention) is the portal being unreachable.
+    all: refused, timed out, the kit's convention) is ``PortalUnreachable``: the supplier's outage
+    if ``what`` (the URL, as callers pass it) is on the portal's host, which the framework checks.
     """
     if status == 0:
-        return SupplierUnavailable(f"{what}: no answer")
+        return PortalUnreachable(f"{what}: no answer", url=what if http_url_problem(what) is None else None)
     if status == 429:
         return RateLimited(f"{what}: HTTP 429", retry_after_s=retry_after_seconds(headers.get("retry-after")))
     if status == 401:
@@ -66,7 +68,7 @@ def page_text(reply: HttpReply, what: str, *, accept: tuple[int, ...] = ()) -> s
     or 403 page, whose message tells).
     """
     if reply.status == 0:
-        raise SupplierUnavailable(f"{what}: no answer ({reply.error})")
+        raise PortalUnreachable(f"{what}: no answer ({reply.error})", url=reply.url)
     if reply.status not in accept:
         raise_for_status(reply.status, reply.headers, what)
     return reply.text()

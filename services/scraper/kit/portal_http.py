@@ -20,11 +20,13 @@ from urllib.parse import urljoin, urlsplit
 from playwright._impl._errors import TargetClosedError  # raised by the public API, not exported by it
 from playwright.async_api import APIRequestContext, BrowserContext
 from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
+from services.scraper.kit.errors import CollectorBug, is_no_answer
 from services.scraper.kit.fetch import DEFAULT_TIMEOUT_MS
 from services.scraper.kit.forms import FormSubmission, form_body
 from services.scraper.kit.har import HarRecorder, HarReplay
-from services.scraper.kit.reply import HttpReply, origin
+from services.scraper.kit.reply import HttpReply, http_url_problem, origin, require_http_url
 from services.scraper.kit.stream import Download, kept, stream_download
 
 MAX_REDIRECTS = 20
@@ -60,7 +62,9 @@ class PortalHttp:
     """GET and form POST with the browser context's session; never raises for an HTTP status.
 
     A reply with ``status == 0`` means no HTTP answer at all (refused, timed out, not in the
-    replayed HAR), with the reason in ``error``.
+    replayed HAR), with the reason in ``error``. A request that could not be sent for a reason of
+    ours (a URL that is not http(s), one Playwright refuses) raises ``CollectorBug`` instead: it is
+    never sent, and never taken for the portal's silence.
 
     Made from the browser context (``PortalHttp(context)``) it can also ``download`` documents of
     any size; from its request client only, it cannot.
@@ -123,6 +127,7 @@ class PortalHttp:
 
     async def _follow(self, method: str, url: str, headers: dict[str, str], body: str | None, *,
                       referrer: str | None = None, exchange: Exchange | None = None) -> HttpReply:
+        require_http_url(url, method)
         for _ in range(MAX_REDIRECTS + 1):
             if referrer is not None:
                 headers = {**_without(headers, "referer", "origin"), **navigation_headers(referrer, url, method)}
@@ -133,6 +138,8 @@ class PortalHttp:
             if reply.status not in _REDIRECTS or not location:
                 return reply
             next_url = urljoin(reply.url, location)
+            if http_url_problem(next_url) is not None:
+                return reply  # sent elsewhere than to a web page (as a browser, nothing to follow)
             if origin(next_url) != origin(url):
                 # Fetch standard: credentials a caller set are not handed to another origin.
                 headers = _without(headers, "authorization")
@@ -154,7 +161,11 @@ class PortalHttp:
         except TargetClosedError:
             raise  # our browser or context is gone: not something the portal answered
         except PlaywrightError as exc:
-            return HttpReply(status=0, url=url, headers={}, body=b"", error=str(exc).splitlines()[0][:200])
+            first_line = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+            if isinstance(exc, PlaywrightTimeout) or is_no_answer(str(exc)):
+                return HttpReply(status=0, url=url, headers={}, body=b"", error=first_line)
+            # Not the portal's silence: the request itself was refused on our side.
+            raise CollectorBug(f"{method} {url[:200]}: {first_line}") from exc
         try:
             reply = HttpReply(status=response.status, url=response.url,
                               headers={k.lower(): v for k, v in response.headers.items()},

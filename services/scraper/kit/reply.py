@@ -12,7 +12,7 @@ from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
-from services.scraper.kit.errors import InterfaceChanged
+from services.scraper.kit.errors import CollectorBug, InterfaceChanged
 
 # Labels the Encoding Standard (what browsers follow) reads otherwise than Python's codecs: a page
 # declared ISO-8859-1 or ASCII is decoded, and its forms encoded, as windows-1252.
@@ -98,3 +98,42 @@ def origin(url: str) -> str:
     """``scheme://host[:port]`` of a URL (credentials in it left out), what same-origin rules compare."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
+def http_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be requested over HTTP (an unsupported scheme, no host, empty), or None."""
+    if not url or not url.strip():
+        return "an empty URL"
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+    except ValueError as exc:
+        return f"an invalid URL ({exc})"
+    if parts.scheme.lower() not in ("http", "https"):
+        return (f"a {parts.scheme.lower()}: URL, not http(s)" if parts.scheme
+                else "a relative URL (nothing to resolve it against)")
+    if not host:
+        return "a URL without a host"
+    return None
+
+
+def require_http_url(url: str, what: str) -> None:
+    """Raise ``CollectorBug`` for a URL no HTTP request can be sent to: ``javascript:__doPostBack``
+    taken for a link, ``mailto:``, ``data:``, an unresolved relative URL... is the recipe's or the
+    collector's mistake, never something to send to the portal (nor to blame it for)."""
+    problem = http_url_problem(url)
+    if problem is not None:
+        raise CollectorBug(f"{what} {url[:200]!r}: {problem} — a recipe or collector bug")
+
+
+def host_of(url: str | None) -> str | None:
+    try:
+        return (urlsplit(url).hostname or None) if url else None
+    except ValueError:
+        return None
+
+
+def on_host(url: str | None, portal_url: str | None) -> bool:
+    """Whether ``url`` is on the portal's own host; True when either is unknown (nothing to tell)."""
+    host, portal = host_of(url), host_of(portal_url)
+    return host is None or portal is None or host == portal
