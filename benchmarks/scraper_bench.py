@@ -52,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sandbox.data import documents_for  # noqa: E402
+from sandbox.legacy import sites_for  # noqa: E402
 from services.scraper.browser import chromium_path, launch_browser  # noqa: E402
 from services.scraper.browsers import BrowserPool  # noqa: E402
 from services.scraper.collectors import builtin_collectors  # noqa: E402
@@ -59,7 +60,8 @@ from services.scraper.kit import CollectContext, CollectedDocument, Collector  #
 from services.scraper.runner import run_collection  # noqa: E402
 from shared.natsserver import free_port, port_open  # noqa: E402
 
-STYLES = {"classic": "sandbox-classic", "twostep": "sandbox-twostep", "spa": "sandbox-spa"}
+STYLES = {"classic": "sandbox-classic", "twostep": "sandbox-twostep", "spa": "sandbox-spa",
+          "legacy": "sandbox-legacy"}
 PAGE_TIMEOUT_MS = 15_000
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -193,8 +195,10 @@ def make_jobs(styles: list[str], logins_per_style: int, count: int, workload: st
 
 async def collect_one(collector: Collector, context: BrowserContext, portal: str, job: Job) -> tuple[int, str]:
     context.set_default_timeout(PAGE_TIMEOUT_MS)
+    # The legacy portal names its customers' site: what the ledger would know is keyed by it.
+    site = sites_for(job.login)[0][1] if job.style == "legacy" else None
     ctx = CollectContext(browser_context=context, portal_url=f"{portal}/{job.style}/",
-                         login=job.login, password="demo", known=frozenset((None, n) for n in job.known))
+                         login=job.login, password="demo", known=frozenset((site, n) for n in job.known))
     documents = 0
 
     async def store(_: CollectedDocument) -> bool:
@@ -326,7 +330,7 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent jobs (contexts) per worker")
     parser.add_argument("--jobs", type=int, default=300, help="collections measured for the worker")
     parser.add_argument("--baseline-jobs", type=int, default=60, help="collections measured for the baseline")
-    parser.add_argument("--styles", default="classic,twostep,spa", help="portal styles, taken in turn")
+    parser.add_argument("--styles", default="classic,twostep,spa,legacy", help="portal styles, taken in turn")
     parser.add_argument("--logins", type=int, default=10, help="distinct pharmacies per style")
     parser.add_argument("--workload", choices=("first", "daily"), default="first",
                         help="first: every PDF downloaded; daily: all but the two newest already collected")

@@ -43,6 +43,8 @@ DEMO_ACCOUNTS = [
     ("sandbox-classic", "pharmacie-du-marche", "demo"),
     ("sandbox-twostep", "pharmacie-centrale@demo.test", "demo"),
     ("sandbox-spa", "pharmacie-centrale", "demo"),
+    # Two pharmacies under one customer login: each invoice shows its site.
+    ("sandbox-legacy", "groupement-multi", "demo"),
 ]
 DEFAULT_SANDBOX_PORT = 8765
 

@@ -3,7 +3,7 @@ a scraper worker on a real nats-server, Debian's Chromium, the sandbox portals. 
 activated like a pharmacist would, and its first collection must end with the code design §4 and
 the issue's table give for its fault.
 
-The 39 collections (13 cases x 3 styles) run at once on one platform, as they would in production."""
+The 52 collections (13 cases x 4 styles) run at once on one platform, as they would in production."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ from tests.integration.helpers import eventually, services_running
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 TODAY = date(2026, 3, 15)
-STYLES = {"classic": "sandbox-classic", "twostep": "sandbox-twostep", "spa": "sandbox-spa"}
+STYLES = {"classic": "sandbox-classic", "twostep": "sandbox-twostep", "spa": "sandbox-spa",
+          "legacy": "sandbox-legacy"}
 # case -> the code its first collection must end with (None: success)
 EXPECTED: dict[str, str | None] = {
     "ok": None,
@@ -84,7 +85,7 @@ async def test_every_fault_mode_on_every_portal_style_ends_with_its_code(platfor
         return {c["id"] for c in reply["collectors"]} & set(STYLES.values())
 
     # The catalog lists a sandbox collector of each style, as announced by the worker.
-    assert await eventually(lambda: _full(catalog, len(STYLES)), what="three sandbox collectors") == set(
+    assert await eventually(lambda: _full(catalog, len(STYLES)), what="the four sandbox collectors") == set(
         STYLES.values())
 
     events: list[tuple[str, dict[str, Any]]] = []

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Protocol
 
 from playwright.async_api import BrowserContext, Page
@@ -90,6 +91,12 @@ class CollectContext:
         """Deprecated, use ``is_known(ref)``: the numbers known without a site, which is all a
         collector whose refs carry no site needs. A collector that reads sites must not filter on it."""
         return frozenset(number for site, number in self.known if site is None)
+
+    @property
+    def today(self) -> date:
+        """The portal's today: the day a replayed recording was made, so that the dates a collector
+        types (a search up to today) are those the recording holds."""
+        return self.http.recorded_on or date.today()
 
     def mark_logged_in(self) -> None:
         self.logged_in = True

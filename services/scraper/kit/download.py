@@ -11,6 +11,7 @@ from playwright.async_api import Page
 from services.scraper.kit.body import DocumentBody
 from services.scraper.kit.errors import RateLimited, SessionExpired
 from services.scraper.kit.fetch import page_fetch_all
+from services.scraper.kit.forms import FormSubmission
 from services.scraper.kit.html import looks_like_login_page, page_facts
 from services.scraper.kit.http import retry_after_seconds
 from services.scraper.kit.invoice import CollectedDocument, InvoiceRef, MissingDocument
@@ -71,9 +72,12 @@ def judge_download(ref: InvoiceRef, status: int, headers: Mapping[str, str], bod
 
 
 async def _get_all(source: Page | PortalHttp, urls: list[str], headers: dict[str, str],
-                   max_bytes: int) -> list[Download]:
+                   max_bytes: int, forms: Sequence[FormSubmission | None] | None = None) -> list[Download]:
     if isinstance(source, PortalHttp):
-        return [await source.download(url, headers=headers, max_bytes=max_bytes) for url in urls]
+        return [await source.download(url, headers=headers, max_bytes=max_bytes, form=form)
+                for url, form in zip(urls, forms or [None] * len(urls), strict=True)]
+    if forms and any(forms):
+        raise TypeError("downloads by form submission go through ctx.http, not a page")
     # Same origin: in the page (its session, its HAR replay), bounded in the page's script. Another
     # origin (a CDN) would be refused by CORS there: streamed with the context's cookies instead.
     here = origin(source.url)
@@ -87,9 +91,13 @@ async def _get_all(source: Page | PortalHttp, urls: list[str], headers: dict[str
 
 async def fetch_documents(source: Page | PortalHttp, refs: Sequence[InvoiceRef], *,
                           headers: Mapping[str, str] | None = None, batch: int = BATCH,
-                          max_bytes: int | None = None) -> AsyncIterator[CollectedDocument | MissingDocument]:
+                          max_bytes: int | None = None, forms: Sequence[FormSubmission | None] | None = None,
+                          ) -> AsyncIterator[CollectedDocument | MissingDocument]:
     """Each document's PDF, in order, with the session of ``source``: the page-less client
     (``ctx.http``), or a page (``batch`` at a time, one round trip to the browser each).
+
+    ``forms``: for each reference, the form whose submission answers its PDF (a POST download, a
+    postback: ``kit.forms.postback``), or None for a plain link (``ctx.http`` only).
 
     A document larger than ``max_bytes`` (default: the running collection's limit) is a
     ``MissingDocument``; none is ever held whole in memory on the way (except, bounded by the
@@ -99,7 +107,8 @@ async def fetch_documents(source: Page | PortalHttp, refs: Sequence[InvoiceRef],
     limit = max_bytes if max_bytes is not None else _max_document_bytes.get()
     for start in range(0, len(refs), batch):
         chunk = refs[start:start + batch]
-        replies = await _get_all(source, [ref.download_url for ref in chunk], wanted, limit)
+        replies = await _get_all(source, [ref.download_url for ref in chunk], wanted, limit,
+                                 forms[start:start + batch] if forms is not None else None)
         for ref, reply in zip(chunk, replies, strict=True):
             if reply.status == 0:
                 yield MissingDocument(ref=ref, reason=f"no answer: {reply.error}"[:200])

@@ -192,7 +192,10 @@ def submission(html: str, page_url: str, submitter: str, fills: Mapping[str, str
                charset: str = "utf-8") -> FormSubmission:
     """What a browser sends when ``submitter`` (selector of the button clicked, or of a field of the
     form, where Enter is pressed) submits its form, after each value of ``fills`` (selector -> text)
-    was typed into the field its selector finds. ``charset``: the page's (``HttpReply.charset``)."""
+    was typed into the field its selector finds. ``charset``: the page's (``HttpReply.charset``).
+
+    Enter in a field submits as the form's first submit button would (the HTML standard's implicit
+    submission): a form submitted by a script, with no button, is :func:`postback`."""
     document = parse_html(html)
     clicked = find(document, submitter)
     if clicked is None:
@@ -200,23 +203,44 @@ def submission(html: str, page_url: str, submitter: str, fills: Mapping[str, str
     form = _form_owner(clicked, document)
     if form is None:
         raise InterfaceChanged(f"{submitter!r} is not inside a form at {page_url}")
-    controls = [c for c in document.css(_LISTED) if (owner := _form_owner(c, document)) is not None
-                and owner.mem_id == form.mem_id]
+    controls = _controls(document, form)
+    # A button clicked submits with itself; Enter in a field "clicks" the form's first submit button.
+    button: LexborNode | None = clicked if _is_submit_button(clicked) else next(
+        (c for c in controls if _is_submit_button(c)), None)
+    if button is not None and _disabled(button) and button.mem_id != clicked.mem_id:
+        button = None
+    return _submitted(document, form, controls, button, page_url, fills, {}, charset)
+
+
+def postback(html: str, page_url: str, form_selector: str, fields: Mapping[str, str],
+             fills: Mapping[str, str] | None = None, *, charset: str = "utf-8") -> FormSubmission:
+    """What a page's script sends when it sets ``fields`` (name -> value: a hidden field's value is
+    replaced, a name the form lacks is added) and submits the form ``form_selector`` with no button
+    (``form.submit()``: ASP.NET's ``__doPostBack``), after ``fills`` (selector -> text) were typed."""
+    document = parse_html(html)
+    form = find(document, form_selector)
+    if form is None or form.tag != "form":
+        raise InterfaceChanged(f"form {form_selector!r} not found at {page_url}")
+    return _submitted(document, form, _controls(document, form), None, page_url, fills or {}, fields, charset)
+
+
+def _controls(document: LexborHTMLParser, form: LexborNode) -> list[LexborNode]:
+    return [c for c in document.css(_LISTED) if (owner := _form_owner(c, document)) is not None
+            and owner.mem_id == form.mem_id]
+
+
+def _submitted(document: LexborHTMLParser, form: LexborNode, controls: list[LexborNode], button: LexborNode | None,
+               page_url: str, fills: Mapping[str, str], by_name: Mapping[str, str], charset: str) -> FormSubmission:
     typed: dict[int, str] = {}
     for selector, value in fills.items():
         field = find(document, selector)
         if field is None:
             raise InterfaceChanged(f"element {selector!r} not found at {page_url}")
         if not any(c.mem_id == field.mem_id for c in controls):
-            raise InterfaceChanged(f"{selector!r} is not in the form {submitter!r} submits at {page_url}")
+            raise InterfaceChanged(f"{selector!r} is not in the form submitted at {page_url}")
         if not field.attributes.get("name"):
             raise InterfaceChanged(f"{selector!r} has no name: a browser would not send it")
         typed[field.mem_id] = value
-    # A button clicked submits with itself; Enter in a field "clicks" the form's first submit button.
-    button: LexborNode | None = clicked if _is_submit_button(clicked) else next(
-        (c for c in controls if _is_submit_button(c)), None)
-    if button is not None and _disabled(button) and button.mem_id != clicked.mem_id:
-        button = None
     form_charset = _form_charset(form, encoding_name(charset) or "utf-8")
     if form_charset.startswith("utf-16"):  # a UTF-16 page sends its forms in UTF-8, as browsers do
         form_charset = "utf-8"
@@ -232,6 +256,10 @@ def submission(html: str, page_url: str, submitter: str, fills: Mapping[str, str
             fields.append((str(control.attributes["name"]), typed[control.mem_id]))
         else:
             fields += _entries(control, button, form_charset)
+    if by_name:
+        # A script sets fields by name: the form's own field of that name, else one more field.
+        fields = [(name, by_name.get(name, value)) for name, value in fields]
+        fields += [(name, value) for name, value in by_name.items() if all(name != n for n, _ in fields)]
     fields = [(_crlf(name), _crlf(value)) for name, value in fields]
     # The button's formmethod and formaction win over the form's (even empty: then GET, the page).
     method = _get(button, "formmethod") if button is not None else None

@@ -15,6 +15,7 @@ import base64
 import json
 import re
 from collections.abc import Mapping
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -108,7 +109,8 @@ class HarRecorder:
         if body is not None:
             request["postData"] = {"mimeType": headers.get("Content-Type", ""), "text": body, "params": []}
         self.entries.append({
-            API_REQUEST: True, "startedDateTime": "1970-01-01T00:00:00.000Z", "time": 0,
+            # When, because a recipe's {today} must be typed on replay as it was on that day.
+            API_REQUEST: True, "startedDateTime": datetime.now(UTC).isoformat(timespec="milliseconds"), "time": 0,
             "request": request,
             "response": {"status": reply.status, "statusText": "", "httpVersion": "HTTP/1.1",
                          "headers": _pairs(reply.headers), "cookies": [], "content": content,
@@ -128,8 +130,25 @@ class HarRecorder:
         har_path.write_text(json.dumps(har), encoding="utf-8")
 
 
+def _recorded_on(entries: list[dict[str, Any]]) -> date | None:
+    """The (local) day the recording started, from its entries' times (older recordings of ours
+    wrote 1970 for the page-less client's: not a day)."""
+    days = []
+    for entry in entries:
+        try:
+            started = datetime.fromisoformat(str(entry.get("startedDateTime", "")).replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        if started.year > 1970:
+            days.append(started.astimezone().date())
+    return min(days, default=None)
+
+
 class HarReplay:
     """Answers the page-less client from a HAR: same method and URL, and for a POST the same body.
+
+    A POST's body often holds a date the collector typed (a search up to today): ``recorded_on`` is
+    the day the recording was made, which ``CollectContext.today`` gives a collection replaying it.
 
     Entries for one request are served in recorded order (the last one again once they are used
     up), so a session that reads the same page twice replays both answers. A request the recording
@@ -139,6 +158,7 @@ class HarReplay:
     def __init__(self, entries: list[dict[str, Any]]) -> None:
         self._entries: dict[tuple[str, str, str | None], list[dict[str, Any]]] = {}
         self._served: dict[tuple[str, str, str | None], int] = {}
+        self.recorded_on = _recorded_on(entries)
         for entry in entries:
             if not entry.get(API_REQUEST):
                 continue  # a page's entry: route_from_har serves those

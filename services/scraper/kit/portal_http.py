@@ -15,6 +15,7 @@ client's requests in a HAR nor replays them from one: ``kit.har`` does both).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import date
 from urllib.parse import urljoin, urlsplit
 
 from playwright._impl._errors import TargetClosedError  # raised by the public API, not exported by it
@@ -81,6 +82,11 @@ class PortalHttp:
         self._replay = replay
         self._observers: list[Observer] = []
 
+    @property
+    def recorded_on(self) -> date | None:
+        """The day the HAR being replayed was recorded; None for a live portal."""
+        return self._replay.recorded_on if self._replay is not None else None
+
     def observe(self, observer: Observer) -> None:
         """Call ``observer(reply, request headers)`` after every exchange, redirect hops included."""
         if observer not in self._observers:  # a context copied for a new login observes once
@@ -89,9 +95,11 @@ class PortalHttp:
     async def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> HttpReply:
         return await self._follow("GET", url, dict(headers or {}), None)
 
-    async def download(self, url: str, *, max_bytes: int, headers: Mapping[str, str] | None = None) -> Download:
+    async def download(self, url: str, *, max_bytes: int, headers: Mapping[str, str] | None = None,
+                       form: FormSubmission | None = None) -> Download:
         """GET a document (redirects followed) into a file, stopped past ``max_bytes``: never through
-        Playwright's request client, which would hold the whole body in its driver."""
+        Playwright's request client, which would hold the whole body in its driver. With ``form``, the
+        document is what submitting it answers (a POST download: ``url`` is then the form's)."""
 
         async def exchange(method: str, hop: str, sent: dict[str, str], body: str | None) -> HttpReply:
             if self._replay is not None:
@@ -105,7 +113,13 @@ class PortalHttp:
                 self._recorder.add(method, hop, sent, body, HttpReply(download.status, hop, download.headers, whole))
             return download
 
-        reply = await self._follow("GET", url, dict(headers or {}), None, exchange=exchange)
+        if form is not None and form.method == "POST":
+            reply = await self._follow("POST", form.url, {"Content-Type": FORM_TYPE, **(headers or {})}, form.body,
+                                       referrer=form.referrer or None, exchange=exchange)
+        else:
+            reply = await self._follow("GET", form.url if form is not None else url, dict(headers or {}), None,
+                                       referrer=(form.referrer or None) if form is not None else None,
+                                       exchange=exchange)
         return kept(reply, max_bytes)  # a Download, or no answer (too many redirects)
 
     async def get_all(self, urls: Sequence[str], *, headers: Mapping[str, str] | None = None) -> list[HttpReply]:

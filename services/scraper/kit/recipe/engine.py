@@ -18,9 +18,10 @@ from services.scraper.kit.errors import InterfaceChanged, LoginFailed
 from services.scraper.kit.http import error_for_status
 from services.scraper.kit.invoice import InvoiceRef
 from services.scraper.kit.manifest import Manifest
-from services.scraper.kit.recipe.http_engine import collect_over_http
+from services.scraper.kit.recipe.http_engine import collect_over_http, list_over_http
 from services.scraper.kit.recipe.model import Click, Fill, Goto, Recipe, SetCookie, Submit, Value, WaitFor
 from services.scraper.kit.recipe.rows import RawRow, refs_from_rows
+from services.scraper.kit.reply import require_http_url
 
 # Reads one list page in a single round trip to the browser: the page shown (drawn by the server or
 # by a script), or a page fetched and parsed without navigating to it (no rendering: much cheaper).
@@ -105,6 +106,13 @@ class RecipeCollector:
         page = await ctx.open_page()
         await self._log_in(page, ctx)
         ctx.mark_logged_in()
+        if self.recipe.reads_forms:
+            # Searches, options and postbacks are forms: read over HTTP in the same session, as the
+            # HTTP engine does (the page was needed for the login's scripts only).
+            await ctx.close_page()
+            async for document in list_over_http(self.recipe, ctx, None):
+                yield document
+            return
         listing = self.recipe.listing
         first = urljoin(ctx.base_url, listing.url)
         if page.url != first:
@@ -114,7 +122,7 @@ class RecipeCollector:
             found = await self._read_list(page, fetch_url)
             headers = {name: value for name, value in found["headers"].items() if value}
             refs = refs_from_rows(found["rows"], listing, found["url"])
-            async for document in fetch_documents(page, [r for r in refs if r.number not in ctx.known_numbers],
+            async for document in fetch_documents(page, [r for r in refs if not ctx.is_known(r)],
                                                   headers=headers):
                 yield document
             ctx.heartbeat()
@@ -153,7 +161,9 @@ class RecipeCollector:
                 await page.click(step.selector)
             elif isinstance(step, Fill):
                 await self._require(page, step.selector)
-                await page.fill(step.selector, step.typed(ctx.login, ctx.password))
+                typed = step.typed(ctx.login, ctx.password, today=ctx.today,
+                                   earliest=self.recipe.listing.earliest)
+                await page.fill(step.selector, typed)
             elif isinstance(step, Submit):
                 await self._submit(page, step.selector)
                 if login.failure and await self._present(page, login.failure):
@@ -187,6 +197,7 @@ class RecipeCollector:
     # --- pages -------------------------------------------------------------------------------
 
     async def _open(self, page: Page, url: str, *, logging_in: bool = False) -> None:
+        require_http_url(url, "GET")  # a script link is no page to open: our recipe's mistake
         self._check(await page.goto(url), url, logging_in=logging_in)
 
     @staticmethod

@@ -24,6 +24,7 @@ class ListRead:
     rows: list[RawRow] = field(default_factory=list)
     next_href: str | None = None
     headers: dict[str, str | None] = field(default_factory=dict)
+    count: str | None = None  # the text of the portal's own count of documents, if the recipe reads it
 
 
 def read_value(root: LexborNode, value: Value) -> str | None:
@@ -52,4 +53,5 @@ def read_list(html: str | LexborHTMLParser, listing: ListingRecipe, headers: Map
     return ListRead(container=True, rows=rows,
                     next_href=next_link.attributes.get("href") if next_link is not None else None,
                     headers={name: read_value(top, value) if top is not None else None
-                             for name, value in headers.items()})
+                             for name, value in headers.items()},
+                    count=read_value(top, listing.count) if top is not None and listing.count else None)

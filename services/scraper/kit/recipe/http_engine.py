@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from services.scraper.kit.collector import CollectContext, Found
 from services.scraper.kit.download import fetch_documents
-from services.scraper.kit.errors import InterfaceChanged, LoginFailed
-from services.scraper.kit.forms import find, parse_html, submission
+from services.scraper.kit.errors import CollectorBug, InterfaceChanged, LoginFailed
+from services.scraper.kit.forms import FormSubmission, find, parse_html, postback, submission, text_of
 from services.scraper.kit.http import page_text
-from services.scraper.kit.recipe.extract import read_list
-from services.scraper.kit.recipe.model import Click, Fill, Goto, Recipe, SetCookie, Submit, WaitFor
+from services.scraper.kit.recipe.extract import read_list, read_value
+from services.scraper.kit.recipe.model import Click, Fill, Goto, Recipe, SetCookie, Step, Submit, WaitFor
 from services.scraper.kit.recipe.rows import refs_from_rows
 
 # <meta http-equiv="refresh" content="0; url=/home">, as the HTML standard parses its content.
@@ -96,48 +96,73 @@ async def _open(ctx: CollectContext, url: str, *, logging_in: bool = False) -> S
 
 
 async def _submit(ctx: CollectContext, shown: Shown, selector: str, fills: dict[str, str]) -> Shown:
-    form = submission(shown.html, shown.url, selector, fills, charset=shown.charset)
+    return await _send(ctx, submission(shown.html, shown.url, selector, fills, charset=shown.charset))
+
+
+async def _send(ctx: CollectContext, form: FormSubmission) -> Shown:
     reply = await ctx.http.submit(form)
     landed = Shown(reply.url, page_text(reply, form.url, accept=_LOGIN_STATUSES), reply.charset)
     return await _landed(ctx, landed, _LOGIN_STATUSES)
 
 
-async def _click(ctx: CollectContext, shown: Shown, selector: str, fills: dict[str, str]) -> Shown:
+def _postback(recipe: Recipe, shown: Shown, href: str, fills: dict[str, str] | None = None) -> FormSubmission | None:
+    """The form a ``javascript:`` link submits, by the recipe's postback rule; None for a plain link."""
+    if urlsplit(href.strip()).scheme.lower() != "javascript":
+        return None
+    fields = recipe.postback.fields(href) if recipe.postback is not None else None
+    if fields is None:
+        # Our recipe's gap, not the portal's fault: it must say what such a link submits.
+        raise CollectorBug(f"{href[:80]!r} at {shown.url} runs a script: describe it with Recipe.postback")
+    assert recipe.postback is not None
+    return postback(shown.html, shown.url, recipe.postback.form, fields, fills, charset=shown.charset)
+
+
+async def _click(ctx: CollectContext, recipe: Recipe, shown: Shown, selector: str, fills: dict[str, str]) -> Shown:
     element = find(shown.document, selector)
     if element is None:
         raise InterfaceChanged(f"element {selector!r} not found at {shown.url}")
     href = element.attributes.get("href")
     if element.tag == "a" and href:
+        form = _postback(recipe, shown, href, fills)
+        if form is not None:
+            return await _send(ctx, form)
         return await _open(ctx, urljoin(shown.url, href), logging_in=True)
     kind = (element.attributes.get("type") or ("submit" if element.tag == "button" else "")).lower()
     if element.tag in ("button", "input") and kind in _SUBMIT_TYPES:
         return await _submit(ctx, shown, selector, fills)
     # Clicking anything else only does what a script makes of it: a recipe error, not the portal's.
-    raise ValueError(f"{selector!r} is neither a link nor a submit button: this recipe needs engine='browser'")
+    raise CollectorBug(f"{selector!r} is neither a link nor a submit button: this recipe needs engine='browser'")
 
 
-async def _log_in(recipe: Recipe, ctx: CollectContext) -> Shown:
-    login = recipe.login
-    shown = await _open(ctx, urljoin(ctx.base_url, login.url), logging_in=True)
-    fills: dict[str, str] = {}
-    for step in login.steps:
+async def _steps(recipe: Recipe, ctx: CollectContext, shown: Shown, steps: list[Step],
+                 fills: dict[str, str], *, logging_in: bool) -> Shown:
+    """Run ``steps`` from the page shown; ``fills`` typed so far go with the next submission."""
+    listing = recipe.listing
+    for step in steps:
         if isinstance(step, Goto):
-            shown, fills = await _open(ctx, urljoin(ctx.base_url, step.url), logging_in=True), {}
+            shown, fills = await _open(ctx, urljoin(ctx.base_url, step.url), logging_in=logging_in), {}
         elif isinstance(step, Click):
             if not step.optional:
-                shown, fills = await _click(ctx, shown, step.selector, fills), {}
+                shown, fills = await _click(ctx, recipe, shown, step.selector, fills), {}
         elif isinstance(step, Fill):
             if not shown.has(step.selector):
                 raise InterfaceChanged(f"element {step.selector!r} not found at {shown.url}")
-            fills[step.selector] = step.typed(ctx.login, ctx.password)
+            fills[step.selector] = step.typed(ctx.login, ctx.password, today=ctx.today, earliest=listing.earliest)
         elif isinstance(step, Submit):
             shown, fills = await _submit(ctx, shown, step.selector, fills), {}
-            if login.failure and shown.has(login.failure):
+            if logging_in and recipe.login.failure and shown.has(recipe.login.failure):
                 raise LoginFailed("the portal rejected the login or password")
         elif isinstance(step, SetCookie):
             await ctx.set_cookie(step.name, step.value)
         elif isinstance(step, WaitFor) and not shown.has(step.selector):
             raise InterfaceChanged(f"element {step.selector!r} not found at {shown.url}")
+    return shown
+
+
+async def _log_in(recipe: Recipe, ctx: CollectContext) -> Shown:
+    login = recipe.login
+    shown = await _open(ctx, urljoin(ctx.base_url, login.url), logging_in=True)
+    shown = await _steps(recipe, ctx, shown, login.steps, {}, logging_in=True)
     if login.failure and shown.has(login.failure):
         raise LoginFailed("the portal rejected the login or password")
     if not shown.has(login.success):
@@ -149,21 +174,104 @@ async def _log_in(recipe: Recipe, ctx: CollectContext) -> Shown:
 async def collect_over_http(recipe: Recipe, ctx: CollectContext) -> AsyncGenerator[Found]:
     shown = await _log_in(recipe, ctx)
     ctx.mark_logged_in()
+    async for document in list_over_http(recipe, ctx, shown):
+        yield document
+
+
+def _choices(recipe: Recipe, shown: Shown) -> list[tuple[str | None, str | None]]:
+    """(option value to choose, site to record) for each pass over the list."""
+    loop = recipe.listing.each_option
+    if loop is None:
+        return [(None, None)]
+    select = find(shown.document, loop.select)
+    if select is None:
+        if loop.single is None:
+            raise InterfaceChanged(f"selector {loop.select!r} not found at {shown.url}")
+        named = read_value(shown.document.root, loop.single) if shown.document.root is not None else None
+        if not named or not named.strip():
+            raise InterfaceChanged(f"neither {loop.select!r} nor the only site's name at {shown.url}")
+        return [(None, named.strip())]
+    choices: list[tuple[str | None, str | None]] = []
+    for option in select.css("option"):
+        if option.attributes.get("disabled") is not None:
+            continue
+        text = " ".join(text_of(option).split())
+        value = option.attributes.get("value")
+        value = text if value is None else value
+        choices.append((value, text if loop.record == "text" else value))
+    if not choices:
+        raise InterfaceChanged(f"{loop.select!r} offers no option at {shown.url}")
+    return choices
+
+
+async def list_over_http(recipe: Recipe, ctx: CollectContext, shown: Shown | None) -> AsyncGenerator[Found]:
+    """Every document of the list, read over HTTP from ``shown`` (the page after the login; None: no
+    page yet, as after a login in a browser page): the search steps, once per option of
+    ``each_option``, then the list pages, each checked against the portal's own count."""
     listing = recipe.listing
     first = urljoin(ctx.base_url, listing.url)
-    if shown.url != first:
+    if shown is None or shown.url != first:
         shown = await _open(ctx, first)
+    at = _At(shown)
+    for value, site in _choices(recipe, shown):
+        fills = {listing.each_option.select: value} if listing.each_option and value is not None else {}
+        at.shown = await _steps(recipe, ctx, at.shown, listing.search, fills, logging_in=False)
+        async for document in _pages(recipe, ctx, at, site):
+            yield document
+
+
+@dataclass
+class _At:
+    """The page the portal showed last: the next form goes from there, with its tokens (WebForms
+    accepts only the latest page's)."""
+
+    shown: Shown
+
+
+async def _pages(recipe: Recipe, ctx: CollectContext, at: _At, site: str | None) -> AsyncGenerator[Found]:
+    listing = recipe.listing
+    listed = 0
+    counted: int | None = None
+    shown = at.shown
     for _ in range(listing.max_pages):
         found = read_list(shown.document, listing, recipe.download.headers)
         if not found.container:
             raise InterfaceChanged(f"list {listing.container!r} not found at {shown.url}")
+        if listing.count is not None and counted is None:
+            counted = portal_count(found.count, shown.url)
         headers = {name: value for name, value in found.headers.items() if value}
-        refs = refs_from_rows(found.rows, listing, shown.url)
-        async for document in fetch_documents(ctx.http, [r for r in refs if r.number not in ctx.known_numbers],
-                                              headers=headers):
+        refs = refs_from_rows(found.rows, listing, shown.url, site=site)
+        listed += len(refs)
+        wanted, forms = [], []
+        for ref in refs:
+            if ctx.is_known(ref):
+                continue
+            form = _postback(recipe, shown, ref.download_url)
+            wanted.append(ref if form is None else replace(ref, download_url=form.url))
+            forms.append(form)
+        async for document in fetch_documents(ctx.http, wanted, headers=headers, forms=forms):
             yield document
         ctx.heartbeat()
         if not found.next_href:
-            return
-        shown = await _open(ctx, urljoin(shown.url, found.next_href))
-    raise InterfaceChanged(f"more than {listing.max_pages} list pages")
+            break
+        form = _postback(recipe, shown, found.next_href)
+        shown = at.shown = await (_send(ctx, form) if form is not None
+                                  else _open(ctx, urljoin(shown.url, found.next_href)))
+    else:
+        raise InterfaceChanged(f"more than {listing.max_pages} list pages")
+    if counted is not None and counted != listed:
+        # Pages skipped or misread: say so rather than report a partial history as complete.
+        raise InterfaceChanged(f"the portal counts {counted} documents{f' for {site}' if site else ''}; "
+                               f"the list pages showed {listed}")
+
+
+_NUMBER = re.compile(r"\d[\d\s\u00a0\u202f.,']*")
+
+
+def portal_count(text: str | None, url: str) -> int:
+    """The first number of the portal's count ("1 234 document(s)", "Documents : 37")."""
+    found = _NUMBER.search(text or "")
+    if found is None:
+        raise InterfaceChanged(f"the document count is not shown at {url}: {(text or '')[:60]!r}")
+    digits = re.sub(r"[\s\u00a0\u202f.,']", "", found.group(0).rstrip(".,' \u00a0\u202f"))
+    return int(digits)

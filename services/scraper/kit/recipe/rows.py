@@ -26,7 +26,7 @@ def _currency(raw: str | None, default: str) -> str:
     return letters[:3] if len(letters) >= 3 else default
 
 
-def ref_from_row(row: RawRow, listing: ListingRecipe, page_url: str) -> InvoiceRef:
+def ref_from_row(row: RawRow, listing: ListingRecipe, page_url: str, site: str | None = None) -> InvoiceRef:
     missing = [name for name in REQUIRED if not (row.get(name) or "").strip()]
     if missing:
         raise InterfaceChanged(f"document row without {', '.join(missing)}")
@@ -40,8 +40,11 @@ def ref_from_row(row: RawRow, listing: ListingRecipe, page_url: str) -> InvoiceR
         currency=_currency(currency_text, listing.default_currency),
         kind=parse_kind(row["kind"] or "", listing.kinds),
         download_url=urljoin(page_url, (row["download"] or "").strip()),
+        site=site,
     )
 
 
-def refs_from_rows(rows: list[RawRow], listing: ListingRecipe, page_url: str) -> list[InvoiceRef]:
-    return [ref_from_row(row, listing, page_url) for row in rows]
+def refs_from_rows(rows: list[RawRow], listing: ListingRecipe, page_url: str,
+                   site: str | None = None) -> list[InvoiceRef]:
+    """The rows of one list page; ``site``: the site (option of ``each_option``) they were listed under."""
+    return [ref_from_row(row, listing, page_url, site) for row in rows]
