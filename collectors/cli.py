@@ -89,9 +89,15 @@ def up(
     data_dir: DataDirOpt = Path("data"),
     nats_port: Annotated[int, typer.Option(help="Port of the embedded nats-server.")] = 4222,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Service logs on stderr too.")] = False,
+    metrics_port: Annotated[int, typer.Option(
+        envvar="COLLECTORS_METRICS_PORT",
+        help="Serve every service's Prometheus metrics on http://127.0.0.1:PORT/metrics (0: not at all).")] = 9464,
 ) -> None:
     """Run the whole platform on this machine until Ctrl-C."""
+    from collectors.platform import METRICS_PORT_ENV
     from collectors.runner import run_up
+
+    os.environ[METRICS_PORT_ENV] = str(metrics_port)  # read by the platform (PlatformOptions.env)
 
     raise typer.Exit(asyncio.run(run_up(data_dir, demo=demo, nats_port=nats_port, verbose=verbose)))
 

@@ -12,9 +12,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sandbox.portal import SandboxPortal, start_portal
 from services.accounts.crypto import Keyring, ensure_key_file
+from shared import telemetry
 from shared.client import ApiClient
 from shared.errors import RemoteApiError
 from shared.journal import StoreLocked
@@ -47,6 +49,8 @@ DEMO_ACCOUNTS = [
     ("sandbox-legacy", "groupement-multi", "demo"),
 ]
 DEFAULT_SANDBOX_PORT = 8765
+# `collectors up --metrics-port` (0: no /metrics): every service's series, on 127.0.0.1 only.
+METRICS_PORT_ENV = "COLLECTORS_METRICS_PORT"
 
 Say = Callable[[str], None]
 
@@ -74,6 +78,7 @@ class Platform:
     runtimes: list[ServiceRuntime] = field(default_factory=list)
     in_memory_db: bool = False
     embedded_store: bool = False
+    metrics: Any = None  # the /metrics server's aiohttp runner
 
     async def start(self) -> None:
         opts = self.options
@@ -105,6 +110,14 @@ class Platform:
         for rt in self.runtimes:
             await rt.start()
         self.say(f"Services up: {', '.join(rt.name for rt in self.runtimes)} — NATS {self.nats_url}")
+        metrics_port = int(opts.env.get(METRICS_PORT_ENV) or 0)
+        if metrics_port and telemetry.metrics_enabled():
+            try:
+                self.metrics = await telemetry.serve_metrics("127.0.0.1", metrics_port)
+                self.say(f"Metrics: http://127.0.0.1:{metrics_port}/metrics")
+            except OSError as exc:  # the port is taken: the platform works without its metrics
+                self.say(f"[yellow]Metrics not served: port {metrics_port}: {exc.strerror} "
+                         f"(--metrics-port to choose another)[/]")
 
     def _open_embedded_store(self) -> None:
         """The durable embedded store under the data dir, each service's database opened (loaded)
@@ -180,6 +193,9 @@ class Platform:
             except Exception as exc:  # keep stopping the others
                 self.say(f"[red]error while stopping {rt.name}: {exc}[/]")
         self.runtimes.clear()
+        if self.metrics:
+            await self.metrics.cleanup()
+            self.metrics = None
         if self.portal:
             await self.portal.close()
             self.portal = None

@@ -30,6 +30,7 @@ from shared.logging import get_logger
 from shared.payload import PayloadRefused, parse_object
 from shared.settings import StreamSettings
 from shared.subjects import STREAMS
+from shared.telemetry import broker_middlewares, trace_headers
 
 log = get_logger("collectors.broker")
 M = TypeVar("M", bound=BaseModel)
@@ -49,6 +50,7 @@ def make_broker(nats_url: str, client_name: str) -> NatsBroker:
         logger=logging.getLogger(f"faststream.{client_name}"),
         graceful_timeout=15.0,
         decoder=undecoded,
+        middlewares=broker_middlewares(client_name),
     )
 
 
@@ -88,7 +90,8 @@ async def publish_event(broker: NatsBroker, subject: str, event: Event | Collect
     """Publish to JetStream with ``Nats-Msg-Id`` so a retried publish is stored once."""
     payload = event.model_dump_json().encode()
     ack: PubAck = await jetstream(broker).publish(
-        subject, payload, headers={"Nats-Msg-Id": event.msg_id(), "content-type": "application/json"}
+        subject, payload,
+        headers={"Nats-Msg-Id": event.msg_id(), "content-type": "application/json", **trace_headers()}
     )
     return ack
 

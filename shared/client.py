@@ -69,9 +69,11 @@ class ApiClient:
     async def call(self, subject: str, payload: dict[str, Any] | None = None,
                    timeout: float | None = None) -> dict[str, Any]:
         """Send a request; return the result or raise :class:`RemoteApiError` with its code."""
+        from shared.telemetry import trace_headers  # here: the CLI's client never loads the tracing SDK
+
         try:
             msg = await self.nc.request(subject, json.dumps(payload or {}).encode(),
-                                        timeout=timeout or self.timeout)
+                                        timeout=timeout or self.timeout, headers=trace_headers() or None)
         except NoRespondersError as exc:
             raise ServiceUnavailable(subject, "no service is listening") from exc
         except NatsTimeout as exc:

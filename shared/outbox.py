@@ -18,6 +18,7 @@ from pymongo import UpdateOne
 from shared.broker import PipelinedPublisher
 from shared.events import CollectJob, Event
 from shared.logging import get_logger
+from shared.telemetry import trace_headers
 
 log = get_logger("collectors.outbox")
 # How long JetStream may take to store one flush's messages (nats-py's own timeout for a publish).
@@ -25,7 +26,10 @@ ACK_TIMEOUT_S = 5.0
 
 
 def outbox_entry(subject: str, event: Event | CollectJob) -> dict[str, Any]:
-    return {"msg_id": event.msg_id(), "subject": subject, "payload": event.model_dump_json()}
+    entry: dict[str, Any] = {"msg_id": event.msg_id(), "subject": subject, "payload": event.model_dump_json()}
+    if trace := trace_headers():  # the trace of the write goes out with its event, whenever the relay sends it
+        entry["trace"] = trace
+    return entry
 
 
 def push_outbox(*entries: dict[str, Any]) -> dict[str, Any]:
@@ -45,7 +49,8 @@ class OutboxRelay:
         """Publish entries with their ``Nats-Msg-Id``; one outcome each (None: JetStream stored it)."""
         return await self._publisher.publish_each(
             [(entry["subject"], entry["payload"].encode(),
-              {"Nats-Msg-Id": entry["msg_id"], "content-type": "application/json"}) for entry in entries],
+              {"Nats-Msg-Id": entry["msg_id"], "content-type": "application/json", **entry.get("trace", {})})
+             for entry in entries],
             ACK_TIMEOUT_S)
 
     async def flush(self, doc_filter: dict[str, Any]) -> int:

@@ -18,7 +18,7 @@ from aiohttp import web
 from faststream.nats import NatsBroker
 from faststream.nats.annotations import NatsMessage
 
-from shared import subjects
+from shared import subjects, telemetry
 from shared.api import HealthReply
 from shared.broker import ensure_streams, jetstream, restore_after_reconnect
 from shared.logging import get_logger
@@ -90,6 +90,8 @@ class ServiceRuntime:
         # A nats-server restarted on a lost store comes back without streams and consumers.
         loops: list[Callable[[], Coroutine[Any, Any, None]]] = [
             *self.background, partial(restore_after_reconnect, self.broker)]
+        if telemetry.metrics_enabled():
+            loops.append(self._watch_consumer_lag)
         for loop in loops:
             self._tasks.append(asyncio.create_task(self._guard(loop), name=f"{self.name}:{_name(loop)}"))
         if health_port:
@@ -108,6 +110,23 @@ class ServiceRuntime:
                 log.exception("background_task_crashed", service=self.name, task=_name(loop))
                 await asyncio.sleep(1.0)
 
+    def durable_consumers(self) -> list[tuple[str, str]]:
+        """``(stream, durable)`` of each durable consumer this service's subscribers read."""
+        found = []
+        for sub in self.broker.subscribers:
+            stream, config = getattr(sub, "stream", None), getattr(sub, "config", None)
+            if stream is not None and config is not None and config.durable_name:
+                found.append((str(stream.name), str(config.durable_name)))
+        return found
+
+    async def _watch_consumer_lag(self) -> None:
+        """JetStream's consumer info, read every ``COLLECTORS_METRICS_LAG_S``, as the lag gauges."""
+        every_s = telemetry.lag_every_s()
+        while True:
+            await telemetry.read_consumer_lag(self.name, self.durable_consumers(),
+                                              jetstream(self.broker).consumer_info)
+            await asyncio.sleep(every_s)
+
     async def _serve_health(self, port: int) -> None:
         async def health(_: web.Request) -> web.Response:
             ok = self.broker._connection is not None and self.broker._connection.is_connected
@@ -117,6 +136,8 @@ class ServiceRuntime:
 
         app = web.Application()
         app.router.add_get("/health", health)
+        if telemetry.metrics_enabled():
+            app.router.add_get("/metrics", telemetry.metrics_view)
         self._health_runner = web.AppRunner(app, access_log=None)
         await self._health_runner.setup()
         # Probes come from the kubelet on the pod's address, so this one listens beyond loopback.

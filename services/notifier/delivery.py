@@ -18,6 +18,7 @@ from typing import Any
 from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential
 
 from services.notifier.channels import Channel, PermanentDeliveryError
+from services.notifier.metrics import record_delivery
 from services.notifier.preferences import to_prefs
 from services.notifier.repository import NotifierRepository
 from shared.logging import get_logger
@@ -141,6 +142,7 @@ class Dispatcher:
             await self._failed(doc, exc, attempts, recipient)
             return
         await self.repo.mark_delivered(doc, self.clock(), attempts, recipient)
+        record_delivery(doc["channel"], "delivered", attempts)
         log.info("notification_delivered", tenant_id=tenant_id, channel=doc["channel"], kind=doc["kind"],
                  notification_id=doc["_id"], attempts=attempts)
 
@@ -151,8 +153,10 @@ class Dispatcher:
                    "kind": doc["kind"], "attempts": attempts, "round": rounds, "error": error[:300]}
         if isinstance(exc, PermanentDeliveryError) or rounds >= self.policy.rounds:
             await self.repo.mark_failed(doc, error, attempts, self.clock(), recipient)
+            record_delivery(doc["channel"], "failed", attempts)
             log.error("notification_failed", **context)
             return
         next_at = self.clock() + self.policy.round_delay(rounds)
         await self.repo.mark_retry(doc, error, attempts, next_at, recipient)
+        record_delivery(doc["channel"], "retried_later", attempts)
         log.warning("notification_delivery_retried_later", next_attempt_at=next_at.isoformat(), **context)

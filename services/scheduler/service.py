@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.scheduler import policy
+from services.scheduler import metrics, policy
 from services.scheduler.due_index import DueIndex
 from services.scheduler.repository import CollectorConfig, ScheduleRepository, default_config
 from shared.errors import CollectionErrorCode
@@ -323,6 +323,7 @@ class SchedulerService:
             # before this leaves the run unwatched, as every run was before the watch existed.
             await self.repo.watch_runs([self._watch(jobs[a], now, 0) for a in dispatched])
             log.info("jobs_dispatched", count=len(dispatched), collectors=len(by_collector))
+        metrics.record_dispatch(len(due), [jobs[a] for a in dispatched], now)
         return dispatched
 
     def _watch(self, job: CollectJob, now: datetime, tries: int) -> dict[str, Any]:

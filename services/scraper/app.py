@@ -5,18 +5,20 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from nats.js.api import ObjectStoreConfig, StorageType
 from nats.js.object_store import ObjectStore
 
+from services.scraper import metrics
 from services.scraper.browsers import BrowserPolicy, BrowserPool
 from services.scraper.collectors import builtin_collectors
 from services.scraper.jobs import JobConsumer, JobPolicy
 from services.scraper.kit import Collector
 from services.scraper.ledger import Ledger
 from services.scraper.service import JobSettings, ScraperService
-from shared import api
+from shared import api, telemetry
 from shared.broker import api_handler, consume, jetstream, make_broker, serve_api
 from shared.client import ApiClient
 from shared.mongo import make_mongo_client
@@ -100,4 +102,7 @@ def build(settings: ScraperSettings, *, collectors: dict[str, Collector] | None 
     rt.readiness.append(browsers.not_ready)
     rt.after_start.append(after_start)
     rt.on_stop.append(browsers.close)
+    if telemetry.metrics_enabled():
+        rt.background.append(partial(metrics.watch_dead_letters, ledger.invoices.database["dead_letters"],
+                                     telemetry.lag_every_s()))
     return rt

@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 from faststream.nats import NatsBroker
 from nats.js.errors import NotFoundError, ObjectNotFoundError
 
+from services.scraper import metrics
 from services.scraper.browsers import BrowserPool
 from services.scraper.downloads import read_slice
 from services.scraper.kit import CollectContext, CollectedDocument, Collector
@@ -129,6 +130,7 @@ class ScraperService:
         # Invoices recorded by an earlier attempt that died before publishing go out now.
         await self._publish_pending(job)
         total = await self.ledger.count(job.tenant_id, job.account_id)
+        await metrics.record_run(self.ledger, job, report, started_at)
         if outcome is None:
             await publish_event(self.broker, Events.COLLECTION_SUCCEEDED.for_tenant(job.tenant_id),
                                 CollectionSucceeded(**common, new_invoices=report.new_documents,
