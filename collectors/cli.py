@@ -18,6 +18,7 @@ import typer
 
 from collectors import output
 from collectors.dev import app as dev_app
+from collectors.dlq import app as dlq_app
 from collectors.output import console, emit, err_console, fail, record, shown, table
 from shared.api import INVOICE_CHUNK_BYTES
 from shared.client import ApiClient
@@ -36,6 +37,7 @@ app.add_typer(accounts_app, name="accounts")
 app.add_typer(invoices_app, name="invoices")
 app.add_typer(requests_app, name="requests")
 app.add_typer(dev_app, name="dev")
+app.add_typer(dlq_app, name="dlq")
 app.add_typer(notifications_app, name="notifications")
 
 T = TypeVar("T")

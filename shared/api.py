@@ -275,3 +275,44 @@ class CollectorRequestView(Contract):
 
 class RequestListReply(Contract):
     requests: list[CollectorRequestView]
+
+
+# --- dead letters (operators: `collectors dlq`, shared/dead_letters.py) ------------------------------
+
+DeadLetterId = Field(pattern=r"^[a-z]+-[0-9a-f]{16}$", description="<service>-<16 hex digits>")
+DEAD_LETTER_PREVIEW_CHARS = 2000
+
+
+class ListDeadLetters(Contract):
+    """The dead letters one service kept, newest failure first; replayed ones only with ``all``."""
+
+    all: bool = False
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class DeadLetterRef(Contract):
+    id: str = DeadLetterId
+
+
+class DeadLetterView(Contract):
+    """A kept-aside job or event as operators see it: never its payload, only a scrubbed preview."""
+
+    id: str
+    service: str
+    kind: Literal["job", "event"]
+    subject: str
+    consumer: str | None = None
+    reason: str
+    deliveries: int
+    times_kept: int
+    first_failed_at: datetime
+    last_failed_at: datetime
+    status: Literal["kept", "replayed", "dropped"]
+    replayed_at: datetime | None = None
+    replay_msg_id: str | None = None
+    size: int
+    preview: str
+
+
+class DeadLetterListReply(Contract):
+    dead_letters: list[DeadLetterView]

@@ -8,7 +8,7 @@ import itertools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
@@ -34,6 +34,10 @@ from shared.telemetry import broker_middlewares, trace_headers
 
 log = get_logger("collectors.broker")
 M = TypeVar("M", bound=BaseModel)
+# Keeps a message aside as a dead letter: (message, reason, "job" | "event"); shared.dead_letters.
+KeepAside = Callable[[NatsMessage, str, Literal["job", "event"]], Awaitable[object]]
+# Deliveries of an event before JetStream stops trying (the consumers' max_deliver by default).
+EVENT_MAX_DELIVER = 50
 
 
 def make_broker(nats_url: str, client_name: str) -> NatsBroker:
@@ -229,13 +233,16 @@ def api_handler(
 
 
 def event_handler(
-    model: type[M], func: Callable[[M], Awaitable[None]], *, service: str, retry_delay_s: float = 2.0
+    model: type[M], func: Callable[[M], Awaitable[None]], *, service: str, retry_delay_s: float = 2.0,
+    keep_aside: KeepAside | None = None, max_deliver: int = EVENT_MAX_DELIVER,
 ) -> Callable[[NatsMessage], Awaitable[None]]:
     """Wrap an event consumer with a deliberate ack policy (§3).
 
     Poison (an event that cannot be parsed) is terminated: it stays in its stream for inspection
     and is logged, but never redelivered. A failure while handling it is transient: nack with a
     delay so JetStream redelivers it later. The ack comes only once the handler has finished.
+    With ``keep_aside`` (the service's ``shared.dead_letters``), poison, and an event whose last
+    allowed delivery (``max_deliver``, the consumer's) failed too, are kept as dead letters first.
     """
 
     async def handler(msg: NatsMessage) -> None:
@@ -244,12 +251,19 @@ def event_handler(
         except ValueError as exc:
             log.error("poison_event_terminated", service=service, subject=msg.raw_message.subject,
                       error=str(exc)[:300])
+            if keep_aside is not None:
+                await keep_aside(msg, f"invalid event: {invalid_reason(exc)}", "event")
             await msg.reject()
             return
         try:
             await func(event)
-        except Exception:
+        except Exception as exc:
             log.exception("event_handler_failed", service=service, subject=msg.raw_message.subject)
+            delivered = _delivered(msg)
+            if keep_aside is not None and delivered >= max_deliver:
+                await keep_aside(msg, f"failed {delivered} times, last: {type(exc).__name__}: {exc}"[:1000], "event")
+                await msg.reject()
+                return
             await msg.nack(delay=retry_delay_s)
             return
         await msg.ack()
@@ -257,6 +271,22 @@ def event_handler(
     handler.__name__ = f"{service}_{getattr(func, '__name__', 'consumer')}"
     handler.__doc__ = func.__doc__
     return handler
+
+
+def invalid_reason(exc: ValueError) -> str:
+    """Why a message did not parse, without quoting it (pydantic's text repeats the input): a dead
+    letter's reason is shown to operators, and a malformed payload may hold anything."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}"
+                         for e in exc.errors(include_url=False, include_input=False))[:1000]
+    return str(exc)[:1000]
+
+
+def _delivered(msg: NatsMessage) -> int:
+    try:
+        return int(msg.raw_message.metadata.num_delivered or 1)
+    except Exception:  # not a JetStream message (a handler driven directly)
+        return 1
 
 
 def consume(
@@ -268,7 +298,7 @@ def consume(
     handler: Callable[[NatsMessage], Awaitable[None]],
     max_workers: int = 1,
     ack_wait_s: float = 30.0,
-    max_deliver: int = 50,
+    max_deliver: int = EVENT_MAX_DELIVER,
     batch_size: int = 16,
     description: str | None = None,
 ) -> None:

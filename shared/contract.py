@@ -9,7 +9,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from shared import api, events
-from shared.subjects import COLLECT_JOBS_PATTERN, Api, Events, EventSubject
+from shared.subjects import COLLECT_JOBS_PATTERN, SERVICES, Api, Events, EventSubject, dead_letters
 
 # Request model and reply model of every API verb.
 API: dict[str, tuple[type[BaseModel], type[BaseModel] | None]] = {
@@ -33,6 +33,16 @@ API: dict[str, tuple[type[BaseModel], type[BaseModel] | None]] = {
     Api.REQUESTS_SET_STATUS: (api.SetRequestStatus, api.CollectorRequestView),
     Api.REQUESTS_LIST_ALL: (api.ListAllRequests, api.RequestListReply),
 }
+
+
+# Every service's dead letters (shared/dead_letters.py), operators only.
+_DLQ_MODELS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
+    "dlq_list": (api.ListDeadLetters, api.DeadLetterListReply),
+    "dlq_show": (api.DeadLetterRef, api.DeadLetterView),
+    "dlq_replay": (api.DeadLetterRef, api.DeadLetterView),
+    "dlq_drop": (api.DeadLetterRef, api.DeadLetterView),
+}
+API.update({dead_letters(service, verb): models for service in SERVICES for verb, models in _DLQ_MODELS.items()})
 
 
 def _p(subject: EventSubject, model: type[BaseModel]) -> tuple[str, type[BaseModel]]:

@@ -54,6 +54,19 @@ class Api:
     REQUESTS_LIST_ALL = api("requests", "list_all")
 
 
+# Dead letters (`collectors dlq`): each service keeps the jobs and events it could not handle in its
+# own database and answers for them on ``collectors.api.<service>.dlq_<verb>`` (shared/dead_letters.py);
+# the CLI asks each service and merges. Operators only.
+DLQ_VERBS = ("dlq_list", "dlq_show", "dlq_replay", "dlq_drop")
+
+
+def dead_letters(service: str, verb: str) -> str:
+    return api(service, verb)
+
+
+DLQ_API: tuple[str, ...] = tuple(dead_letters(s, v) for s in SERVICES for v in DLQ_VERBS)
+
+
 # Who may call what; deploy/nats/permissions.py grants it and refuses to run while a subject a service
 # answers is in neither list. The web gateway (NATS user `gateway`) acts for one pharmacy at a time:
 # every tenant-facing request names its tenant (shared.api.TenantRequest). Operators (user `operator`,
@@ -67,6 +80,7 @@ TENANT_API: tuple[str, ...] = (
     Api.REQUESTS_CREATE, Api.REQUESTS_LIST,
 )
 OPERATOR_API: tuple[str, ...] = (
+    *DLQ_API,
     Api.ACCOUNTS_ROTATE_KEYS, Api.REQUESTS_SET_STATUS, Api.REQUESTS_LIST_ALL,
 )
 # Service to service only: reveal_credentials (the scraper's, design §6).

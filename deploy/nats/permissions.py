@@ -194,6 +194,9 @@ def derive() -> list[User]:
         for c in consumers:
             user.publish.add(f"durable {c.durable} on {c.stream}",
                              *consumer_subjects(c))
+        if replayed := sorted({c.filter_subject for c in consumers}):
+            user.publish.add("`collectors dlq replay`: a dead letter back onto a subject it consumes, nothing "
+                             "else (shared/dead_letters.py)", *replayed)
         if service == "scraper":
             user.publish.add(
                 f"Object Store {INVOICE_BUCKET}: create, write, read metadata, purge rewritten chunks",
@@ -240,7 +243,7 @@ def operator_user() -> User:
 
     user = User(CLI_USER, "operators and the `collectors` CLI: operator and tenant-facing API, health, "
                           "event feed; no invoice file")
-    user.publish.add("the operator API (OPERATOR_API): request workflow, key rotation, fleet views",
+    user.publish.add("the operator API (OPERATOR_API): request workflow, key rotation, fleet views, dead letters",
                      *OPERATOR_API)
     user.publish.add("the tenant-facing API, to act for a pharmacy (invoice files through the scraper's "
                      "invoice_download)", *TENANT_API)

@@ -7,6 +7,7 @@ from services.accounts.repository import AccountRepository, CatalogRepository
 from services.accounts.service import AccountsService
 from shared import api, events
 from shared.broker import api_handler, consume, event_handler, make_broker, serve_api
+from shared.dead_letters import serve_dead_letters
 from shared.mongo import make_mongo_client
 from shared.outbox import OutboxRelay
 from shared.runtime import ServiceRuntime
@@ -22,6 +23,7 @@ def build(settings: AccountsSettings, *, keyring: Keyring | None = None) -> Serv
     accounts = AccountRepository(db)
     catalog = CatalogRepository(db)
     relay = OutboxRelay(accounts.accounts, broker)
+    dead_letters = serve_dead_letters(broker, db, NAME)  # events kept aside, `collectors dlq`
     def load_keys() -> Keyring:
         return Keyring.load(settings.credential_keys, settings.credential_keys_file)
 
@@ -59,7 +61,7 @@ def build(settings: AccountsSettings, *, keyring: Keyring | None = None) -> Serv
     ]
     for subject, durable, model, func in consumers:
         consume(broker, subject, owner="scraper", durable=durable,
-                handler=event_handler(model, func, service=NAME))  # type: ignore[arg-type]
+                handler=event_handler(model, func, service=NAME, keep_aside=dead_letters.keep))  # type: ignore[arg-type]
     scheduler_consumers = [
         (Events.SCHEDULE_CHANGED.pattern, "accounts-schedule", events.ScheduleChanged, service.schedule_changed),
         (Events.INCIDENT_DECLARED.pattern, "accounts-incident-declared", events.IncidentDeclared,
@@ -71,9 +73,10 @@ def build(settings: AccountsSettings, *, keyring: Keyring | None = None) -> Serv
     ]
     for subject, durable, model, func in scheduler_consumers:
         consume(broker, subject, owner="scheduler", durable=durable,
-                handler=event_handler(model, func, service=NAME))  # type: ignore[arg-type]
+                handler=event_handler(model, func, service=NAME, keep_aside=dead_letters.keep))  # type: ignore[arg-type]
 
     rt = ServiceRuntime(NAME, broker)
     rt.on_connect.append(accounts.create_indexes)
+    rt.on_connect.append(dead_letters.store.create_indexes)
     rt.background.append(relay.run)
     return rt

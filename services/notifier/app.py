@@ -13,6 +13,7 @@ from services.notifier.repository import NotifierRepository
 from services.notifier.service import NotifierService
 from shared import api, events
 from shared.broker import api_handler, consume, event_handler, make_broker, serve_api
+from shared.dead_letters import serve_dead_letters
 from shared.events import utcnow
 from shared.mongo import make_mongo_client
 from shared.runtime import ServiceRuntime
@@ -39,7 +40,9 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> Serv
     """``clock`` drives the time-based rules and delivery retries (tests move it forward)."""
     s = notifier_settings(settings)
     broker = make_broker(s.nats_url, NAME)
-    repo = NotifierRepository(make_mongo_client(s.mongodb_url)[s.database_name(NAME)])
+    db = make_mongo_client(s.mongodb_url)[s.database_name(NAME)]
+    repo = NotifierRepository(db)
+    dead_letters = serve_dead_letters(broker, db, NAME)  # events kept aside, `collectors dlq`
     webhook = WebhookChannel(timeout_s=s.delivery_timeout_s, allow_private_networks=s.webhook_allow_private_networks)
     channels: list[Channel] = [InAppChannel(broker), EmailChannel(SmtpConfig.from_settings(s)), webhook]
     dispatcher = Dispatcher(repo, channels, DeliveryPolicy.from_settings(s), clock)
@@ -57,16 +60,20 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> Serv
     # account's status changes in order. Handlers only record; delivery happens in the dispatcher.
     consume(broker, Events.ACCOUNT_STATUS_CHANGED.pattern, owner="accounts", durable="notifier-status",
             handler=event_handler(events.AccountStatusChanged, service.account_status_changed,
-                                  service=NAME), batch_size=1)
+                                  service=NAME, keep_aside=dead_letters.keep), batch_size=1)
     consume(broker, Events.INCIDENT_DECLARED.pattern, owner="scheduler", durable="notifier-incident-declared",
-            handler=event_handler(events.IncidentDeclared, service.incident_declared, service=NAME))
+            handler=event_handler(events.IncidentDeclared, service.incident_declared, service=NAME,
+                                  keep_aside=dead_letters.keep))
     consume(broker, Events.INCIDENT_RESOLVED.pattern, owner="scheduler", durable="notifier-incident-resolved",
-            handler=event_handler(events.IncidentResolved, service.incident_resolved, service=NAME))
+            handler=event_handler(events.IncidentResolved, service.incident_resolved, service=NAME,
+                                  keep_aside=dead_letters.keep))
     consume(broker, Events.REQUEST_STATUS_CHANGED.pattern, owner="requests", durable="notifier-requests",
-            handler=event_handler(events.RequestStatusChanged, service.request_status_changed, service=NAME))
+            handler=event_handler(events.RequestStatusChanged, service.request_status_changed, service=NAME,
+                                  keep_aside=dead_letters.keep))
 
     rt = ServiceRuntime(NAME, broker)
     rt.on_connect.append(repo.create_indexes)
+    rt.on_connect.append(dead_letters.store.create_indexes)
     rt.background.append(dispatcher.run)
     rt.background.append(partial(service.run_sweeps, s.sweep_s))
     rt.on_stop.append(webhook.close)

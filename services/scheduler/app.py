@@ -10,6 +10,7 @@ from services.scheduler.repository import ScheduleRepository
 from services.scheduler.service import SchedulerService, Tuning
 from shared import events
 from shared.broker import consume, event_handler, make_broker
+from shared.dead_letters import serve_dead_letters
 from shared.events import utcnow
 from shared.mongo import make_mongo_client
 from shared.outbox import OutboxRelay
@@ -22,7 +23,9 @@ NAME = "scheduler"
 
 def build(settings: SchedulerSettings, *, clock: Callable[[], datetime] = utcnow) -> ServiceRuntime:
     broker = make_broker(settings.nats_url, NAME)
-    repo = ScheduleRepository(make_mongo_client(settings.mongodb_url)[settings.database_name(NAME)])
+    db = make_mongo_client(settings.mongodb_url)[settings.database_name(NAME)]
+    repo = ScheduleRepository(db)
+    dead_letters = serve_dead_letters(broker, db, NAME)  # events kept aside, `collectors dlq`
     schedules_outbox = OutboxRelay(repo.schedules, broker)
     incidents_outbox = OutboxRelay(repo.incidents, broker)
     tuning = Tuning(
@@ -54,9 +57,10 @@ def build(settings: SchedulerSettings, *, clock: Callable[[], datetime] = utcnow
     ]
     for subject, owner, durable, model, func in consumers:
         consume(broker, subject.pattern, owner=owner, durable=durable,
-                handler=event_handler(model, func, service=NAME))  # type: ignore[arg-type]
+                handler=event_handler(model, func, service=NAME, keep_aside=dead_letters.keep))  # type: ignore[arg-type]
     rt = ServiceRuntime(NAME, broker)
     rt.on_connect.append(repo.create_indexes)
+    rt.on_connect.append(dead_letters.store.create_indexes)
     rt.background.append(partial(service.run, settings.tick_s, settings.refresh_s))
     rt.background.append(schedules_outbox.run)
     rt.background.append(incidents_outbox.run)

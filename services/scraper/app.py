@@ -21,6 +21,7 @@ from services.scraper.service import JobSettings, ScraperService
 from shared import api, telemetry
 from shared.broker import api_handler, consume, jetstream, make_broker, serve_api
 from shared.client import ApiClient
+from shared.dead_letters import serve_dead_letters
 from shared.mongo import make_mongo_client
 from shared.runtime import ServiceRuntime
 from shared.settings import ScraperSettings, StreamSettings
@@ -44,7 +45,9 @@ class ScraperRuntime(ServiceRuntime):
 
 def build(settings: ScraperSettings, *, collectors: dict[str, Collector] | None = None) -> ServiceRuntime:
     broker = make_broker(settings.nats_url, NAME)
-    ledger = Ledger(make_mongo_client(settings.mongodb_url)[settings.database_name(NAME)])
+    db = make_mongo_client(settings.mongodb_url)[settings.database_name(NAME)]
+    ledger = Ledger(db)
+    dead_letters = serve_dead_letters(broker, db, NAME)  # jobs kept aside, `collectors dlq`
     # Late-bound: the job consumer and the runtime are built below.
     browsers = BrowserPool(page_timeout_s=settings.page_timeout_s, policy=BrowserPolicy(
         check_s=settings.browser_check_s, max_failures=settings.browser_max_failures,
@@ -68,7 +71,7 @@ def build(settings: ScraperSettings, *, collectors: dict[str, Collector] | None 
     jobs = JobConsumer(
         JobPolicy(concurrency=settings.concurrency, heartbeat_s=settings.heartbeat_s,
                   retry_delay_s=settings.retry_delay_s, max_deliver=settings.max_deliver),
-        known_collectors=lambda: set(plugins), run=service.run_job, keep_aside=service.keep_aside,
+        known_collectors=lambda: set(plugins), run=service.run_job, keep_aside=dead_letters.keep,
         available=browsers.wait_ready,
     )
 
@@ -88,6 +91,7 @@ def build(settings: ScraperSettings, *, collectors: dict[str, Collector] | None 
 
     async def connect() -> None:
         await ledger.create_indexes()
+        await dead_letters.store.create_indexes()
         # Kept by as many servers as the streams (COLLECTORS_STREAM_REPLICAS), on disk.
         state["store"] = await jetstream(broker).create_object_store(INVOICE_BUCKET, ObjectStoreConfig(
             bucket=INVOICE_BUCKET, storage=StorageType.FILE, replicas=StreamSettings().stream_replicas))

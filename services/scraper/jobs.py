@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from faststream.nats.annotations import NatsMessage
 from pydantic import ValidationError
 
+from shared.broker import KeepAside, invalid_reason
 from shared.events import CollectJob
 from shared.logging import get_logger
 
 log = get_logger("collectors.scraper.jobs")
-
-KeepAside = Callable[[str, bytes, str], Awaitable[None]]
 
 
 class WorkerUnavailable(Exception):
@@ -115,7 +114,7 @@ class JobConsumer:
         try:
             job = CollectJob.model_validate_json(msg.body)
         except (ValidationError, ValueError) as exc:
-            await self._dead_letter(msg, str(exc)[:500])
+            await self._dead_letter(msg, f"invalid job: {invalid_reason(exc)}"[:500])
             log.error("poison_job_kept_aside", subject=subject)
             return
         if job.collector_id not in self._known():
@@ -164,7 +163,7 @@ class JobConsumer:
 
     async def _dead_letter(self, msg: NatsMessage, why: str) -> None:
         """A job that can never run is stored for inspection and terminated, never retried forever."""
-        await self._keep_aside(msg.raw_message.subject, msg.body, why)
+        await self._keep_aside(msg, why, "job")  # with its delivery count (shared.dead_letters)
         await msg.reject()
 
     async def drain(self, grace_s: float) -> None:

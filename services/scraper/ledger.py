@@ -67,7 +67,7 @@ class LedgerEntry(BaseModel):
 class Ledger:
     def __init__(self, db: Any) -> None:
         self.invoices = db["invoices"]
-        self.dead_letters = db["dead_letters"]
+        # Jobs kept aside live in `dead_letters`, shared.dead_letters's (services/scraper/app.py).
 
     async def create_indexes(self) -> None:
         # A document is (tenant, account, site, number); a missing site indexes as null, so entries
@@ -140,9 +140,4 @@ class Ledger:
     async def get(self, tenant_id: str, invoice_id_: str) -> LedgerEntry | None:
         doc = await self.invoices.find_one({"tenant_id": tenant_id, "_id": invoice_id_}, {"event": 0})
         return None if doc is None else LedgerEntry.model_validate(doc)
-
-    async def keep_dead_letter(self, subject: str, data: bytes, error: str, at: datetime) -> None:
-        """A job that can never run is kept for inspection instead of being retried forever."""
-        await self.dead_letters.insert_one({"subject": subject, "data": data.decode(errors="replace"),
-                                            "error": error, "at": at})
 

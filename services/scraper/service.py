@@ -78,9 +78,6 @@ class ScraperService:
 
     # --- jobs --------------------------------------------------------------------------------
 
-    async def keep_aside(self, subject: str, data: bytes, why: str) -> None:
-        await self.ledger.keep_dead_letter(subject, data, why, utcnow())
-
     async def _reveal(self, job: CollectJob) -> api.RevealedCredentials | None:
         try:
             reply = await self.accounts().call(Api.ACCOUNTS_REVEAL_CREDENTIALS, api.RevealCredentials(

@@ -205,8 +205,8 @@ async def test_poison_and_unknown_collectors_are_kept_aside(harness: Harness, wo
     await harness.publish("nobody-runs-this", "acc-x")
     await eventually(harness.idle, what="both terminated")
     kept = await harness.dead_letters()
-    assert sorted("validation error" if "validation error" in d["error"] else d["error"] for d in kept) == [
-        "unknown collector", "validation error"]
+    assert sorted("invalid job" if d["reason"].startswith("invalid job: ") else d["reason"] for d in kept) == [
+        "invalid job", "unknown collector"]
     assert {d["subject"] for d in kept} == {collect_job("fake-p"), collect_job("nobody-runs-this")}
 
 
@@ -219,7 +219,8 @@ async def test_a_job_failing_on_our_side_every_time_is_kept_aside_after_max_deli
     await eventually(harness.idle, timeout=30, what="the job given up")
     assert harness.reveal_calls == 3  # max_deliver, each after retry_delay_s
     (kept,) = await harness.dead_letters()
-    assert kept["error"].startswith("failed 3 times") and json.loads(kept["data"])["account_id"] == "acc-m"
+    assert kept["reason"].startswith("failed 3 times") and json.loads(kept["payload"])["account_id"] == "acc-m"
+    assert kept["deliveries"] == 3 and kept["kind"] == "job" and kept["consumer"] == "scraper-collect"
     assert fake.runs == {}
 
 

@@ -41,6 +41,7 @@ from shared.errors import RemoteApiError
 from shared.natsserver import free_port, nats_server_binary, port_open
 from shared.subjects import (
     COLLECT_JOBS_PATTERN,
+    DLQ_API,
     INVOICE_BUCKET,
     OPERATOR_API,
     SERVICES,
@@ -213,7 +214,8 @@ def subscribers(perms: dict[str, Perms], subject: str) -> set[str]:
 
 
 def api_subjects() -> list[str]:
-    return sorted(v for k, v in vars(Api).items() if k.isupper() and isinstance(v, str))
+    """Every API subject: Api's, and every service's dead letters (shared.subjects.DLQ_API)."""
+    return sorted([*(v for k, v in vars(Api).items() if k.isupper() and isinstance(v, str)), *DLQ_API])
 
 
 def event_subjects() -> list[EventSubject]:
@@ -321,6 +323,15 @@ def test_the_gateway_calls_the_tenant_facing_api_and_operators_the_rest(perms: d
     assert not publishers(perms, "collectors.api.requests.some_new_verb")
 
 
+def test_dead_letters_are_operators_only_and_answered_by_the_service_holding_them(perms: dict[str, Perms]) -> None:
+    """`collectors dlq`: every service's dlq_list/show/replay/drop, for operators, never the gateway."""
+    assert len(DLQ_API) == 4 * len(SERVICES) and set(DLQ_API) <= set(OPERATOR_API)
+    for subject in DLQ_API:
+        assert publishers(perms, subject) == {"operator"}, subject
+        assert not perms["gateway"].may_publish(subject)
+        assert subscribers(perms, subject) == {subject.split(".")[2]}, subject
+
+
 def test_permissions_refuse_an_api_subject_in_no_list() -> None:
     with pytest.raises(ValueError, match=r"in none: .*collectors\.api\.requests\.purge"):
         permissions().classify({*TENANT_API, *OPERATOR_API, Api.ACCOUNTS_REVEAL_CREDENTIALS,
@@ -329,17 +340,29 @@ def test_permissions_refuse_an_api_subject_in_no_list() -> None:
         permissions().classify({*TENANT_API, Api.ACCOUNTS_REVEAL_CREDENTIALS})
 
 
+def consumers_of(perms: dict[str, Perms], subject: str) -> set[str]:
+    """The users with a durable consumer whose filter takes ``subject`` (CREATE.<stream>.<durable>.<filter>)."""
+    prefix = "$JS.API.CONSUMER.CREATE."
+    return {u for u, p in perms.items()
+            if any(a.startswith(prefix) and covers(a.split(".", 6)[6], subject) for a in p.pub_allow)}
+
+
 def test_each_event_is_publishable_by_its_owner_only(perms: dict[str, Perms]) -> None:
+    """Its owner, and the services that consume it, to replay a dead letter of theirs (`collectors dlq
+    replay`, shared/dead_letters.py): nobody else."""
     for evt in event_subjects():
         owner = evt.base.split(".")[2]
         assert owner in SERVICES
-        assert publishers(perms, evt.for_tenant("pharma-1")) == {owner}, evt.base
+        subject = evt.for_tenant("pharma-1")
+        assert publishers(perms, subject) == {owner} | consumers_of(perms, subject), evt.base
+    assert consumers_of(perms, Events.ACCOUNT_STATUS_CHANGED.for_tenant("pharma-1")) == {"notifier"}
     # and no service may forge another's: e.g. a notifier publishing a collection result
     assert not perms["notifier"].may_publish(Events.COLLECTION_SUCCEEDED.for_tenant("pharma-1"))
 
 
 def test_collect_jobs_are_the_schedulers_and_invoice_files_the_scrapers(perms: dict[str, Perms]) -> None:
-    assert publishers(perms, collect_job("sandbox-classic")) == {"scheduler"}
+    # the scraper replays the jobs it kept aside (`collectors dlq replay`)
+    assert publishers(perms, collect_job("sandbox-classic")) == {"scheduler", "scraper"}
     for subject in (f"$O.{INVOICE_BUCKET}.C.nuid", f"$O.{INVOICE_BUCKET}.M.name",
                     f"$JS.API.STREAM.CREATE.{OBJ_STREAM}", f"$JS.API.STREAM.PURGE.{OBJ_STREAM}",
                     f"$JS.API.STREAM.MSG.GET.{OBJ_STREAM}"):
