@@ -20,6 +20,7 @@ from collectors import output
 from collectors.dev import app as dev_app
 from collectors.dlq import app as dlq_app
 from collectors.output import console, emit, err_console, fail, record, shown, table
+from collectors.runs import app as runs_app
 from shared.api import INVOICE_CHUNK_BYTES
 from shared.client import ApiClient
 from shared.errors import RemoteApiError
@@ -38,6 +39,7 @@ app.add_typer(invoices_app, name="invoices")
 app.add_typer(requests_app, name="requests")
 app.add_typer(dev_app, name="dev")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(runs_app, name="runs")
 app.add_typer(notifications_app, name="notifications")
 
 T = TypeVar("T")

@@ -183,6 +183,92 @@ class InvoiceListReply(Contract):
     invoices: list[InvoiceView]
 
 
+# --- runs and their evidence (scraper, operators: `collectors runs`) ---------------------------
+
+RunStatus = Literal["ok", "failed"]
+EvidenceName = Literal["trail.json", "page.html", "screenshot.png", "run.har", "manifest.json"]
+EVIDENCE_CHUNK_BYTES = INVOICE_CHUNK_BYTES
+
+
+class TrailEntry(Contract):
+    """One request of a run, as the portal answered it (URLs scrubbed of the password)."""
+
+    at_ms: float = Field(description="When it ended, in ms since the run started")
+    method: str
+    url: str
+    status: int = Field(description="HTTP status; 0: no answer")
+    ms: float = Field(description="How long it took (ms): the whole exchange, or a page's time to first byte")
+    via: Literal["http", "page"] = Field(description="The page-less client, or the collector's page")
+    error: str | None = None
+
+
+class EvidenceFile(Contract):
+    name: EvidenceName
+    size: int
+    sha256: str
+
+
+class ListRuns(Contract):
+    collector_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    status: RunStatus | None = None
+    since: datetime | None = Field(default=None, description="Runs started at or after this time")
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class RunRef(Contract):
+    run_id: str = Field(pattern=ID_PATTERN)
+
+
+class RunSummary(Contract):
+    run_id: str
+    job_id: str
+    tenant_id: str
+    account_id: str
+    collector_id: str
+    worker_id: str = ""
+    started_at: datetime
+    finished_at: datetime
+    duration_ms: int
+    status: RunStatus
+    error_code: CollectionErrorCode | None = None
+    detail: str = ""
+    documents: int = Field(description="Documents listed and collected by this run (new or already known)")
+    new_documents: int = 0
+    evidence: list[EvidenceName] = Field(default_factory=list, description="Files kept in the evidence bucket")
+    evidence_expires_at: datetime | None = None
+
+
+class RunListReply(Contract):
+    runs: list[RunSummary]
+
+
+class RunDetail(RunSummary):
+    logins: int = 0
+    trail: list[TrailEntry] = Field(default_factory=list)
+    trail_dropped: int = Field(default=0, description="Requests past the trail's cap, not listed")
+    evidence_files: list[EvidenceFile] = Field(default_factory=list)
+    evidence_note: str = Field(default="", description="What was left out of the evidence, and why")
+
+
+class DownloadEvidence(RunRef):
+    """One chunk of one evidence file, as SCRAPER_INVOICE_DOWNLOAD serves an invoice."""
+
+    name: EvidenceName
+    offset: int = Field(default=0, ge=0)
+    cursor: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{1,64}:[0-9]{1,19}:[0-9]{1,19}$")
+
+
+class EvidenceChunk(Contract):
+    run_id: str
+    name: EvidenceName
+    size: int = Field(description="Size of the whole file")
+    sha256: str = Field(description="SHA-256 (hex) of the whole file")
+    offset: int
+    data: str = Field(description=f"Base64 of at most {EVIDENCE_CHUNK_BYTES} bytes from offset")
+    next_offset: int
+    cursor: str | None = Field(default=None, description="For the next request; none after the last chunk")
+
+
 # --- notifier -------------------------------------------------------------------------------
 
 

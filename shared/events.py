@@ -143,6 +143,9 @@ class CollectionStarted(CollectionEvent):
 
 class CollectionSucceeded(CollectionEvent):
     finished_at: datetime = Field(default_factory=utcnow)
+    # This attempt in the scraper's run index (`collectors runs show RUN_ID`); None from older scrapers.
+    run_id: str | None = Field(default=None, description="The run (one attempt of the job) in the "
+                               "scraper's run index: `collectors runs show RUN_ID`")
     new_invoices: int = 0
     total_invoices: int = 0
 
@@ -152,6 +155,9 @@ class CollectionSucceeded(CollectionEvent):
 
 class CollectionFailed(CollectionEvent):
     finished_at: datetime = Field(default_factory=utcnow)
+    # Links to the run's scrubbed evidence (`collectors runs evidence RUN_ID`); None from older scrapers.
+    run_id: str | None = Field(default=None, description="The run (one attempt of the job) whose scrubbed "
+                               "evidence the scraper kept: `collectors runs evidence RUN_ID`")
     error_code: CollectionErrorCode
     # Operator-facing detail; never holds a credential.
     detail: str = ""

@@ -77,6 +77,12 @@ class ScraperSettings(Settings):
     # non-zero, for its supervisor to start a fresh one.
     browser_max_failures: int = Field(default=5, ge=1)
     browser_failure_window_s: float = Field(default=600.0, gt=0)
+    # Evidence of failed runs (services/scraper/evidence.py): HAR size cap (bodies dropped past it),
+    # retention in the collectors-evidence bucket, and successes sampled per collector
+    # ("sandbox-classic=0.1,sandbox-spa=1": a tenth of classic's successful runs keep it too).
+    evidence_max_bytes: int = Field(default=5 * 1024 * 1024, ge=64 * 1024)
+    evidence_retention_days: float = Field(default=14.0, gt=0)
+    evidence_sample: str = ""
 
 
 class AccountsSettings(Settings):

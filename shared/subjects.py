@@ -42,6 +42,10 @@ class Api:
     SCRAPER_INVOICE_GET = api("scraper", "invoice_get")
     # An invoice's PDF in chunks, checked against the tenant: nobody but the scraper reads the bucket.
     SCRAPER_INVOICE_DOWNLOAD = api("scraper", "invoice_download")
+    # Operators only: the scraper's runs (one attempt of a job each) and a failed run's evidence.
+    SCRAPER_RUNS_LIST = api("scraper", "runs_list")
+    SCRAPER_RUNS_SHOW = api("scraper", "runs_show")
+    SCRAPER_RUNS_EVIDENCE = api("scraper", "runs_evidence")
 
     NOTIFIER_PREFS_GET = api("notifier", "prefs_get")
     NOTIFIER_PREFS_SET = api("notifier", "prefs_set")
@@ -82,6 +86,7 @@ TENANT_API: tuple[str, ...] = (
 OPERATOR_API: tuple[str, ...] = (
     *DLQ_API,
     Api.ACCOUNTS_ROTATE_KEYS, Api.REQUESTS_SET_STATUS, Api.REQUESTS_LIST_ALL,
+    Api.SCRAPER_RUNS_LIST, Api.SCRAPER_RUNS_SHOW, Api.SCRAPER_RUNS_EVIDENCE,
 )
 # Service to service only: reveal_credentials (the scraper's, design §6).
 INTERNAL_API: tuple[str, ...] = (Api.ACCOUNTS_REVEAL_CREDENTIALS,)
@@ -139,6 +144,8 @@ def collect_job(collector_id: str) -> str:
 COLLECT_JOBS_PATTERN = f"{PREFIX}.jobs.collect.*"
 
 INVOICE_BUCKET = "collectors-invoices"
+# Scrubbed evidence of failed runs (trail, last page, screenshot, HAR), expired by the bucket's TTL.
+EVIDENCE_BUCKET = "collectors-evidence"
 
 
 def _stream(name: str, subjects: list[str], **kw: object) -> StreamConfig:

@@ -162,7 +162,7 @@ def _inbox(user: str) -> tuple[str, str]:
 
 def derive() -> list[User]:
     _ensure_importable()
-    from shared.subjects import COLLECT_JOBS_PATTERN, INVOICE_BUCKET, SERVICES, STREAMS, Api, health
+    from shared.subjects import COLLECT_JOBS_PATTERN, EVIDENCE_BUCKET, INVOICE_BUCKET, SERVICES, STREAMS, Api, health
 
     obj_stream = f"OBJ_{INVOICE_BUCKET}"
     all_creates = [f"$JS.API.STREAM.CREATE.{STREAMS[o].name}" for o in STREAMS]
@@ -202,6 +202,12 @@ def derive() -> list[User]:
                 f"Object Store {INVOICE_BUCKET}: create, write, read metadata, purge rewritten chunks",
                 f"$JS.API.STREAM.CREATE.{obj_stream}", f"$JS.API.STREAM.MSG.GET.{obj_stream}",
                 f"$JS.API.STREAM.PURGE.{obj_stream}", f"$O.{INVOICE_BUCKET}.>")
+            evidence = f"OBJ_{EVIDENCE_BUCKET}"
+            user.publish.add(
+                f"Object Store {EVIDENCE_BUCKET} (failed runs' evidence): create, write, read, purge, and "
+                "update its retention (COLLECTORS_EVIDENCE_RETENTION_DAYS)",
+                *[f"$JS.API.STREAM.{verb}.{evidence}" for verb in ("CREATE", "UPDATE", "INFO", "MSG.GET", "PURGE")],
+                f"$O.{EVIDENCE_BUCKET}.>")
         user.subscribe = _core_rules(service, core)
         users.append(user)
 

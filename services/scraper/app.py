@@ -14,9 +14,11 @@ from nats.js.object_store import ObjectStore
 from services.scraper import metrics
 from services.scraper.browsers import BrowserPolicy, BrowserPool
 from services.scraper.collectors import builtin_collectors
+from services.scraper.evidence import EvidencePolicy, EvidenceStore, open_bucket, parse_sample
 from services.scraper.jobs import JobConsumer, JobPolicy
 from services.scraper.kit import Collector
 from services.scraper.ledger import Ledger
+from services.scraper.runs import RunIndex, RunKeeper, RunsApi
 from services.scraper.service import JobSettings, ScraperService
 from shared import api, telemetry
 from shared.broker import api_handler, consume, jetstream, make_broker, serve_api
@@ -62,11 +64,22 @@ def build(settings: ScraperSettings, *, collectors: dict[str, Collector] | None 
     def accounts_client() -> ApiClient:
         return state["client"]  # type: ignore[no-any-return]
 
+    # The run index and failed runs' evidence (services/scraper/runs.py, evidence.py).
+    runs_index = RunIndex(ledger.invoices.database)
+    evidence_policy = EvidencePolicy(max_bytes=settings.evidence_max_bytes,
+                                     retention_s=settings.evidence_retention_days * 86400,
+                                     sample=parse_sample(settings.evidence_sample))
+
+    def evidence_store() -> EvidenceStore:
+        return state["evidence"]  # type: ignore[no-any-return]
+
+    runs_api = RunsApi(runs_index, evidence_store)
+
     service = ScraperService(
         broker, ledger, plugins, browsers, store,
         JobSettings(worker_id=f"{socket.gethostname()}-{os.getpid()}", sandbox_url=settings.sandbox_url,
                     job_timeout_s=settings.job_timeout_s, max_document_bytes=settings.max_document_bytes),
-        accounts_client,
+        accounts_client, runs=RunKeeper(runs_index, evidence_store, evidence_policy),
     )
     jobs = JobConsumer(
         JobPolicy(concurrency=settings.concurrency, heartbeat_s=settings.heartbeat_s,
@@ -81,6 +94,10 @@ def build(settings: ScraperSettings, *, collectors: dict[str, Collector] | None 
               api_handler(api.InvoiceRef, service.get_invoice, service=NAME))
     serve_api(broker, Api.SCRAPER_INVOICE_DOWNLOAD, NAME,
               api_handler(api.DownloadInvoice, service.download_invoice, service=NAME))
+    serve_api(broker, Api.SCRAPER_RUNS_LIST, NAME, api_handler(api.ListRuns, runs_api.list_runs, service=NAME))
+    serve_api(broker, Api.SCRAPER_RUNS_SHOW, NAME, api_handler(api.RunRef, runs_api.show_run, service=NAME))
+    serve_api(broker, Api.SCRAPER_RUNS_EVIDENCE, NAME,
+              api_handler(api.DownloadEvidence, runs_api.download_evidence, service=NAME))
     # One message per fetch: the JobConsumer runs `concurrency` jobs at once and keeps each alive
     # with in-progress acks every heartbeat_s; a worker that dies stops sending them and its jobs
     # go to another one after ack_wait_s.
@@ -96,6 +113,11 @@ def build(settings: ScraperSettings, *, collectors: dict[str, Collector] | None 
         state["store"] = await jetstream(broker).create_object_store(INVOICE_BUCKET, ObjectStoreConfig(
             bucket=INVOICE_BUCKET, storage=StorageType.FILE, replicas=StreamSettings().stream_replicas))
         state["client"] = ApiClient(broker.connection, timeout=settings.request_timeout_s)
+        await runs_index.create_indexes()
+        # NATS expires the evidence (the bucket's TTL): COLLECTORS_EVIDENCE_RETENTION_DAYS.
+        js = jetstream(broker)
+        state["evidence"] = EvidenceStore(await open_bucket(js, evidence_policy.retention_s,
+                                                            StreamSettings().stream_replicas), js)
 
     async def after_start() -> None:
         await service.announce()

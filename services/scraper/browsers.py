@@ -16,6 +16,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
@@ -88,13 +90,17 @@ class BrowserPool:
         await self._settled.wait()
 
     @asynccontextmanager
-    async def context(self) -> AsyncIterator[BrowserContext]:
+    async def context(self, *, har_path: Path | None = None) -> AsyncIterator[BrowserContext]:
+        """A fresh context; with ``har_path``, its pages' traffic is recorded there (Playwright's HAR,
+        written when the context closes: a run's evidence, ``services.scraper.evidence``)."""
         await self.wait_ready()
         browser = self._browser
         if self._gave_up is not None or browser is None:
             raise BrowserLost(self._gave_up or "no browser")
+        har: dict[str, Any] = ({"record_har_path": str(har_path), "record_har_content": "embed"}
+                               if har_path is not None else {})
         try:
-            ctx = await browser.new_context(accept_downloads=True, locale="fr-FR", timezone_id="Europe/Paris")
+            ctx = await browser.new_context(accept_downloads=True, locale="fr-FR", timezone_id="Europe/Paris", **har)
         except PlaywrightError as exc:
             await self._raise_if_lost(browser, exc)
             raise

@@ -46,21 +46,21 @@ def _parse(cursor: str | None, nuid: str, offset: int) -> _Position:
 
 
 async def read_slice(js: JetStreamContext, store: ObjectStore, name: str, offset: int, cursor: str | None,
-                     limit: int) -> Slice:
-    """At most ``limit`` bytes of object ``name`` from ``offset`` (raises ObjectNotFoundError when the
-    object is gone, ValueError when ``offset`` is past its end)."""
+                     limit: int, *, bucket: str = INVOICE_BUCKET) -> Slice:
+    """At most ``limit`` bytes of object ``name`` of ``bucket`` (the store's) from ``offset`` (raises
+    ObjectNotFoundError when the object is gone, ValueError when ``offset`` is past its end)."""
     info = await store.get_info(name)
     size = int(info.size or 0)
     if offset > size:
         raise ValueError(f"offset {offset} is past the end of the file ({size} bytes)")
     nuid = str(info.nuid)
-    subject = f"$O.{INVOICE_BUCKET}.C.{nuid}"
+    subject = f"$O.{bucket}.C.{nuid}"
     pos = _parse(cursor, nuid, offset)
     may_restart = pos.seq > 1
     out = bytearray()
     while offset + len(out) < size and len(out) < limit:
         try:
-            msg = await js.get_msg(STREAM, seq=pos.seq, subject=subject, next=True)
+            msg = await js.get_msg(f"OBJ_{bucket}", seq=pos.seq, subject=subject, next=True)
         except NotFoundError:
             if not may_restart or out:
                 raise  # the object has fewer bytes than its metadata says

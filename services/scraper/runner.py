@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 
 from services.scraper.classify import Outcome, classify, is_our_bug, needs_diagnosis
 from services.scraper.diagnose import SESSION_EXPIRED, Diagnosis, diagnose
+from services.scraper.evidence import RunRecorder, snapshot
 from services.scraper.kit import (
     CollectContext,
     CollectedDocument,
@@ -38,6 +39,8 @@ class RunReport:
     missing: dict[InvoiceKey, str] = field(default_factory=dict)  # -> why its file could not be had
     logins: int = 0
     outcome: Outcome | None = None  # None: everything listed was collected
+    # The run's trail and in-memory HAR entries; on failure, its last page and screenshot too.
+    recorder: RunRecorder = field(default_factory=RunRecorder)
 
 
 class _StoreFailed(Exception):
@@ -86,9 +89,21 @@ async def _judge(exc: Exception, witness: Witness, logged_in: bool, portal_url: 
 
 
 async def run_collection(collector: Collector, ctx: CollectContext, store: Store, *,
-                         timeout_s: float) -> RunReport:
-    """Run ``collector`` until it is done or stopped; ``store`` keeps each document (True if new)."""
-    report = RunReport()
+                         timeout_s: float, recorder: RunRecorder | None = None) -> RunReport:
+    """Run ``collector`` until it is done or stopped; ``store`` keeps each document (True if new).
+    ``recorder`` follows the run (its trail, always); a failed run also gets its last page shown
+    and a screenshot (``report.recorder.snapshot``), taken while the page is still open."""
+    report = RunReport(recorder=recorder or RunRecorder())
+    report.recorder.watch(ctx)
+    try:
+        report = await _run(collector, ctx, store, timeout_s, report)
+    finally:
+        report.recorder.stop()
+    return report
+
+
+async def _run(collector: Collector, ctx: CollectContext, store: Store, timeout_s: float,
+               report: RunReport) -> RunReport:
     witness = ctx.witness
     deadline = asyncio.timeout(timeout_s)
     try:
@@ -134,4 +149,6 @@ async def run_collection(collector: Collector, ctx: CollectContext, store: Store
         listed = ", ".join(f"{_label(key)} ({why})" for key, why in sorted(report.missing.items(), key=_order))
         report.outcome = Outcome(CollectionErrorCode.DOWNLOAD_FAILED,
                                  f"{len(report.missing)} document(s) not downloaded: {listed}"[:500])
+    if report.outcome is not None:
+        report.recorder.snapshot = await snapshot(ctx)
     return report

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -19,7 +23,8 @@ from services.scraper.kit import CollectContext, CollectedDocument, Collector
 from services.scraper.kit.download import document_limit
 from services.scraper.kit.portal_http import PortalHttp
 from services.scraper.ledger import Ledger, LedgerEntry, object_key
-from services.scraper.runner import run_collection
+from services.scraper.runner import RunReport, run_collection
+from services.scraper.runs import FinishedRun, RunKeeper
 from shared import api
 from shared.broker import jetstream, publish_event
 from shared.client import ApiClient
@@ -51,7 +56,7 @@ class JobSettings:
 class ScraperService:
     def __init__(self, broker: NatsBroker, ledger: Ledger, collectors: dict[str, Collector],
                  browsers: BrowserPool, store: Callable[[], Any], settings: JobSettings,
-                 accounts: Callable[[], ApiClient]) -> None:
+                 accounts: Callable[[], ApiClient], *, runs: RunKeeper | None = None) -> None:
         self.broker = broker
         self.ledger = ledger
         self.collectors = collectors
@@ -59,6 +64,7 @@ class ScraperService:
         self.store = store
         self.settings = settings
         self.accounts = accounts
+        self.runs = runs  # the run index and evidence (services/scraper/runs.py)
         # Politeness within this worker; fleet-wide limits are the scheduler's (§9).
         self._sessions = {cid: asyncio.Semaphore(c.manifest.max_sessions) for cid, c in collectors.items()}
 
@@ -90,6 +96,17 @@ class ScraperService:
         return api.RevealedCredentials.model_validate(reply)
 
     async def run_job(self, job: CollectJob) -> None:
+        # The pages' HAR of the run is written here when its context closes (kept only as evidence).
+        with tempfile.TemporaryDirectory(prefix="collectors-run-") as scratch:
+            await self._run_job(job, Path(scratch) / "pages.har" if self.runs is not None else None)
+
+    async def _keep_run(self, run_id: str, job: CollectJob, started_at: datetime, report: RunReport, detail: str,
+                        page_har: Path | None, password: str) -> None:
+        if self.runs is not None:
+            await self.runs.keep(FinishedRun(run_id, job, self.settings.worker_id, started_at, report, detail),
+                                 page_har, password)
+
+    async def _run_job(self, job: CollectJob, page_har: Path | None) -> None:
         creds = await self._reveal(job)
         if creds is None:
             # Deleted account or credentials replaced since the job was planned: the job for the
@@ -98,6 +115,7 @@ class ScraperService:
             return
         collector = self.collectors[job.collector_id]
         started_at = utcnow()
+        run_id = uuid.uuid4().hex  # this attempt of the job in the run index
         common = {"tenant_id": job.tenant_id, "account_id": job.account_id,
                   "collector_id": job.collector_id, "job_id": job.job_id,
                   "credential_version": job.credential_version, "started_at": started_at,
@@ -111,7 +129,7 @@ class ScraperService:
             async def store(document: CollectedDocument) -> bool:
                 return await self._store(job, document)
 
-            async with self._sessions[job.collector_id], self.browsers.context() as context:
+            async with self._sessions[job.collector_id], self.browsers.context(har_path=page_har) as context:
                 http = PortalHttp(context, timeout_ms=self.browsers.page_timeout_s * 1000)
                 ctx = CollectContext(browser_context=context, http=http, portal_url=self.portal_url(collector),
                                      login=creds.login, password=creds.password, known=known)
@@ -129,9 +147,10 @@ class ScraperService:
         total = await self.ledger.count(job.tenant_id, job.account_id)
         await metrics.record_run(self.ledger, job, report, started_at)
         if outcome is None:
+            await self._keep_run(run_id, job, started_at, report, "", page_har, creds.password)
             await publish_event(self.broker, Events.COLLECTION_SUCCEEDED.for_tenant(job.tenant_id),
                                 CollectionSucceeded(**common, new_invoices=report.new_documents,
-                                                    total_invoices=total))
+                                                    total_invoices=total, run_id=run_id))
             log.info("collection_succeeded", job_id=job.job_id, new_invoices=report.new_documents,
                      total=total, logins=report.logins)
             return
@@ -140,10 +159,13 @@ class ScraperService:
         if outcome.code is CollectionErrorCode.INTERNAL_ERROR:
             log.error("collector_internal_error", job_id=job.job_id, collector_id=job.collector_id,
                       detail=detail)
+        # Its evidence is kept before the event that links to it (run_id) goes out.
+        await self._keep_run(run_id, job, started_at, report, detail, page_har, creds.password)
         await publish_event(self.broker, Events.COLLECTION_FAILED.for_tenant(job.tenant_id),
                             CollectionFailed(**common, error_code=outcome.code, detail=detail,
                                              retry_after_s=outcome.retry_after_s,
-                                             new_invoices=report.new_documents, total_invoices=total))
+                                             new_invoices=report.new_documents, total_invoices=total,
+                                             run_id=run_id))
         log.info("collection_failed", job_id=job.job_id, error_code=outcome.code.value, detail=detail,
                  new_invoices=report.new_documents, logins=report.logins)
 

@@ -310,10 +310,34 @@ def scrub_recording(path: Path | str, password: str, *, placeholder: str = PASSW
     Replacements are the same everywhere, so the recording still replays: a value an answer gave
     is sent back, scrubbed, as the recording holds it. Returns how many secrets were found.
     """
-    if not _SAFE_PLACEHOLDER.fullmatch(placeholder):
-        raise ValueError(f"placeholders may only use letters, digits and -._~: {placeholder!r}")
     har_path = Path(path)
     har: dict[str, Any] = json.loads(har_path.read_text(encoding="utf-8"))
+    scrubber = scrub_har_document(har, password, placeholder=placeholder)
+    har_path.write_text(json.dumps(har), encoding="utf-8")
+    return scrubber.found
+
+
+class Scrubber:
+    """The replacements ``scrub_recording`` applies, for other texts of the same session (a page's
+    HTML, the URLs of a trail): the password in every encoding, cookie values and tokens."""
+
+    def __init__(self, replacements: list[tuple[str, str]], found: int) -> None:
+        self._replacements = sorted(replacements, key=lambda pair: len(pair[0]), reverse=True)
+        self.found = found
+
+    def __call__(self, text: str) -> str:
+        for secret, by in self._replacements:
+            if secret in text:
+                text = text.replace(secret, by)
+        return text
+
+
+def scrub_har_document(har: dict[str, Any], password: str, *,
+                       placeholder: str = PASSWORD_PLACEHOLDER) -> Scrubber:
+    """``scrub_recording`` on a HAR held in memory (changed in place); returns the scrubber, to
+    apply to what else the session showed."""
+    if not _SAFE_PLACEHOLDER.fullmatch(placeholder):
+        raise ValueError(f"placeholders may only use letters, digits and -._~: {placeholder!r}")
     entries: list[dict[str, Any]] = har["log"]["entries"]
     secrets = _secrets_of(entries)
     for entry in entries:
@@ -327,19 +351,11 @@ def scrub_recording(path: Path | str, password: str, *, placeholder: str = PASSW
     for secret in secrets:
         if len(secret) >= _GLOBAL_MIN_LENGTH:
             replacements += [(variant, SCRUBBED) for variant in _variants(secret)]
-    replacements.sort(key=lambda pair: len(pair[0]), reverse=True)
-
-    def replace(text: str) -> str:
-        for secret, by in replacements:
-            if secret in text:
-                text = text.replace(secret, by)
-        return text
-
-    har["log"]["entries"] = _replace_strings(entries, replace)
+    scrubber = Scrubber(replacements, len(secrets) + bool(password))
+    har["log"]["entries"] = _replace_strings(entries, scrubber)
     meta = har["log"].setdefault(META, {})
     meta["password"] = placeholder
-    har_path.write_text(json.dumps(har), encoding="utf-8")
-    return len(secrets) + bool(password)
+    return scrubber
 
 
 # --- replaying a recording under another portal origin -----------------------------------------

@@ -14,6 +14,7 @@ client's requests in a HAR nor replays them from one: ``kit.har`` does both).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import date
 from urllib.parse import urljoin, urlsplit
@@ -36,6 +37,8 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 Observer = Callable[[HttpReply, Mapping[str, str]], None]
 Exchange = Callable[[str, str, dict[str, str], str | None], Awaitable[HttpReply]]
+# ``listener(method, url, request headers, body, reply, elapsed ms)``: a run's trail and evidence.
+Listener = Callable[[str, str, Mapping[str, str], str | None, HttpReply, float], None]
 
 
 def navigation_headers(referrer: str, url: str, method: str) -> dict[str, str]:
@@ -81,6 +84,7 @@ class PortalHttp:
         self._recorder = recorder
         self._replay = replay
         self._observers: list[Observer] = []
+        self._listeners: list[Listener] = []
 
     @property
     def recorded_on(self) -> date | None:
@@ -91,6 +95,12 @@ class PortalHttp:
         """Call ``observer(reply, request headers)`` after every exchange, redirect hops included."""
         if observer not in self._observers:  # a context copied for a new login observes once
             self._observers.append(observer)
+
+    def listen(self, listener: Listener) -> None:
+        """Call ``listener`` after every exchange (redirect hops included) with its method, request
+        and timing: what a run's trail keeps (``services.scraper.evidence``)."""
+        if listener not in self._listeners:
+            self._listeners.append(listener)
 
     async def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> HttpReply:
         return await self._follow("GET", url, dict(headers or {}), None)
@@ -145,7 +155,10 @@ class PortalHttp:
         for _ in range(MAX_REDIRECTS + 1):
             if referrer is not None:
                 headers = {**_without(headers, "referer", "origin"), **navigation_headers(referrer, url, method)}
+            started = time.perf_counter()
             reply = await (exchange or self._exchange)(method, url, headers, body)
+            for listener in self._listeners:
+                listener(method, url, headers, body, reply, (time.perf_counter() - started) * 1000)
             for observer in self._observers:
                 observer(reply, headers)
             location = reply.headers.get("location")
