@@ -19,6 +19,7 @@ import typer
 from collectors import output
 from collectors.dev import app as dev_app
 from collectors.dlq import app as dlq_app
+from collectors.fleet import fleet as fleet_cmd
 from collectors.output import console, emit, err_console, fail, record, shown, table
 from collectors.runs import app as runs_app
 from shared.api import INVOICE_CHUNK_BYTES
@@ -41,6 +42,7 @@ app.add_typer(dev_app, name="dev")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(runs_app, name="runs")
 app.add_typer(notifications_app, name="notifications")
+app.command("fleet")(fleet_cmd)
 
 T = TypeVar("T")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]

@@ -126,6 +126,39 @@ class RevealedCredentials(Contract):
     credential_version: int
 
 
+# --- fleet (operators) ----------------------------------------------------------------------
+
+
+class FleetRequest(Contract):
+    """Operators: every collector of the catalog, how its accounts and its runs are doing."""
+
+
+class FleetIncident(Contract):
+    id: str
+    since: datetime
+    error_code: CollectionErrorCode | None = None
+
+
+class FleetCollector(Contract):
+    collector_id: str
+    name: str = ""
+    accounts: int = Field(description="Active accounts")
+    ok: int = Field(description="Active accounts whose status is ok")
+    ok_share: float | None = Field(description="ok / accounts in %, null without accounts")
+    error_codes: dict[str, int] = Field(default_factory=dict, description="Active accounts by current error code")
+    incident: FleetIncident | None = Field(default=None, description="The collector's open incident")
+    last_success_at: datetime | None = Field(default=None, description="Latest last_success_at of its accounts")
+    runs: int = Field(default=0, description="Runs that ended (succeeded or failed) within the window")
+    p50_s: float | None = Field(default=None, description="Median run duration (s) within the window")
+    p95_s: float | None = Field(default=None, description="95th percentile run duration (s) within the window")
+
+
+class FleetReply(Contract):
+    generated_at: datetime
+    window_hours: int
+    collectors: list[FleetCollector]
+
+
 # --- invoices (scraper) ---------------------------------------------------------------------
 
 

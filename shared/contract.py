@@ -22,6 +22,7 @@ API: dict[str, tuple[type[BaseModel], type[BaseModel] | None]] = {
     Api.ACCOUNTS_DELETE: (api.AccountRef, None),
     Api.ACCOUNTS_REVEAL_CREDENTIALS: (api.RevealCredentials, api.RevealedCredentials),
     Api.ACCOUNTS_ROTATE_KEYS: (api.RotateKeys, api.RotateKeysReply),
+    Api.ACCOUNTS_FLEET: (api.FleetRequest, api.FleetReply),
     Api.SCRAPER_INVOICES_LIST: (api.ListInvoices, api.InvoiceListReply),
     Api.SCRAPER_INVOICE_GET: (api.InvoiceRef, api.InvoiceView),
     Api.SCRAPER_INVOICE_DOWNLOAD: (api.DownloadInvoice, api.InvoiceChunk),

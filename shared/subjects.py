@@ -37,6 +37,8 @@ class Api:
     ACCOUNTS_REVEAL_CREDENTIALS = api("accounts", "reveal_credentials")
     # Operators only: reload the keys and re-encrypt every credential under the newest one.
     ACCOUNTS_ROTATE_KEYS = api("accounts", "rotate_keys")
+    # Operators only: per collector, accounts, share ok, error codes, open incident, run durations.
+    ACCOUNTS_FLEET = api("accounts", "fleet")
 
     SCRAPER_INVOICES_LIST = api("scraper", "invoices_list")
     SCRAPER_INVOICE_GET = api("scraper", "invoice_get")
@@ -87,6 +89,7 @@ OPERATOR_API: tuple[str, ...] = (
     *DLQ_API,
     Api.ACCOUNTS_ROTATE_KEYS, Api.REQUESTS_SET_STATUS, Api.REQUESTS_LIST_ALL,
     Api.SCRAPER_RUNS_LIST, Api.SCRAPER_RUNS_SHOW, Api.SCRAPER_RUNS_EVIDENCE,
+    Api.ACCOUNTS_FLEET,
 )
 # Service to service only: reveal_credentials (the scraper's, design §6).
 INTERNAL_API: tuple[str, ...] = (Api.ACCOUNTS_REVEAL_CREDENTIALS,)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.accounts.crypto import Keyring
+from services.accounts.fleet import FleetService, IncidentRepository, RunStatsRepository
 from services.accounts.repository import AccountRepository, CatalogRepository
 from services.accounts.service import AccountsService
 from shared import api, events
@@ -75,8 +76,27 @@ def build(settings: AccountsSettings, *, keyring: Keyring | None = None) -> Serv
         consume(broker, subject, owner="scheduler", durable=durable,
                 handler=event_handler(model, func, service=NAME, keep_aside=dead_letters.keep))  # type: ignore[arg-type]
 
+    # The operators' fleet view (services/accounts/fleet.py): its own consumers of the results and of
+    # the incidents, so a failure there never holds back the statuses.
+    fleet = FleetService(accounts, catalog, RunStatsRepository(db), IncidentRepository(db))
+    serve_api(broker, Api.ACCOUNTS_FLEET, NAME, api_handler(api.FleetRequest, fleet.fleet, service=NAME))
+    consume(broker, Events.COLLECTION_SUCCEEDED.pattern, owner="scraper", durable="accounts-fleet-succeeded",
+            handler=event_handler(events.CollectionSucceeded, fleet.run_ended, service=NAME,
+                                  keep_aside=dead_letters.keep))
+    consume(broker, Events.COLLECTION_FAILED.pattern, owner="scraper", durable="accounts-fleet-failed",
+            handler=event_handler(events.CollectionFailed, fleet.run_ended, service=NAME,
+                                  keep_aside=dead_letters.keep))
+    consume(broker, Events.INCIDENT_DECLARED.pattern, owner="scheduler", durable="accounts-fleet-incident-declared",
+            handler=event_handler(events.IncidentDeclared, fleet.incident_declared, service=NAME,
+                                  keep_aside=dead_letters.keep))
+    consume(broker, Events.INCIDENT_RESOLVED.pattern, owner="scheduler", durable="accounts-fleet-incident-resolved",
+            handler=event_handler(events.IncidentResolved, fleet.incident_resolved, service=NAME,
+                                  keep_aside=dead_letters.keep))
+
     rt = ServiceRuntime(NAME, broker)
     rt.on_connect.append(accounts.create_indexes)
     rt.on_connect.append(dead_letters.store.create_indexes)
+    rt.on_connect.append(fleet.create_indexes)
+    rt.background.append(fleet.sweep_forever)
     rt.background.append(relay.run)
     return rt

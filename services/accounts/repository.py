@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +17,16 @@ ACTIVE = {"active": True}
 
 class SlotTaken(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class AccountStatusRow:
+    """What the fleet view reads of a live account (services.accounts.fleet)."""
+
+    collector_id: str
+    status: str
+    error_code: str | None
+    last_success_at: datetime | None
 
 
 class AccountRepository:
@@ -79,6 +91,14 @@ class AccountRepository:
             {"_id": doc["_id"], "tenant_id": doc["tenant_id"], "secret.nonce": doc["secret"]["nonce"]},
             {"$set": {"secret": secret}})
         return bool(res.modified_count)
+
+    async def status_rows(self) -> AsyncIterator[AccountStatusRow]:
+        """Every live account's collector, status, error code and last success, in one pass over one
+        cursor (the fleet view): no query per account or per collector, only four fields travel."""
+        cursor = self.accounts.find(ACTIVE, {"_id": 0, "collector_id": 1, "status": 1, "error_code": 1,
+                                             "last_success_at": 1})
+        async for d in cursor:
+            yield AccountStatusRow(d["collector_id"], d["status"], d.get("error_code"), d.get("last_success_at"))
 
     async def update(self, tenant_id: str, account_id: str, update: dict[str, Any],
                      *, extra_filter: dict[str, Any] | None = None) -> dict[str, Any] | None:
