@@ -2,7 +2,12 @@
 
 Prints the time of ticks that dispatch N due runs (N = 0, 30, 300, 1000) among 1,000,000 schedules,
 each job really published to JetStream through the outbox, and the evenness of a simulated day
-(max over mean jobs per minute). Run: ``python benchmarks/scheduler_tick.py [--schedules N]``.
+(max over mean jobs per minute). Run: ``python benchmarks/scheduler_tick.py [--schedules N] [--samples 10]``.
+
+The scheduler is tuned as production builds it (``services/scheduler/app.py`` from ``SchedulerSettings``'
+defaults): at most ``max_dispatch_per_tick`` (100) jobs per tick, so N due runs above that take several
+ticks, one a second; each sample is the time to dispatch all N (the sum of those ticks' times, the
+seconds between them left out) and the slowest tick among them. Every sample is printed.
 """
 
 from __future__ import annotations
@@ -22,12 +27,30 @@ from shared.logging import configure_logging
 from shared.memory_mongo import InMemoryMongoClient
 from shared.natsserver import NatsServer, temp_store, wait_jetstream_ready
 from shared.outbox import OutboxRelay
+from shared.settings import SchedulerSettings
 
 NOW = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
 COLLECTORS = 20
 
 
-async def main(total: int, sync: str) -> None:
+def production_tuning(settings: SchedulerSettings) -> Tuning:
+    """The same Tuning services/scheduler/app.py builds from the settings."""
+    return Tuning(
+        max_dispatch_per_tick=settings.max_dispatch_per_tick, lease_ttl=timedelta(seconds=settings.lease_ttl_s),
+        probe_interval=timedelta(seconds=settings.probe_interval_s),
+        incident_window=timedelta(seconds=settings.incident_window_s),
+        incident_min_accounts=settings.incident_min_accounts, incident_share=settings.incident_share,
+        refresh_horizon=timedelta(seconds=2 * settings.refresh_s),
+        start_timeout=timedelta(seconds=settings.start_timeout_s),
+        run_timeout=timedelta(seconds=settings.job_timeout_s + settings.run_margin_s))
+
+
+def _spread(values: list[float]) -> str:
+    return (f"min {min(values) * 1000:.1f} / median {statistics.median(values) * 1000:.1f} / "
+            f"max {max(values) * 1000:.1f} ms")
+
+
+async def main(total: int, sync: str, samples_per_size: int) -> None:
     configure_logging("WARNING", json=True)  # one log line per job would dominate the timing
     # Production's write path by default: deploy/'s Kubernetes NATS keeps nats-server's default sync
     # (a host's loss is covered by 3 replicas); `--sync always` is `collectors up`'s single server.
@@ -41,8 +64,14 @@ async def main(total: int, sync: str) -> None:
     repo = ScheduleRepository(InMemoryMongoClient()["bench_scheduler"])
     await repo.create_indexes()
     clock = [NOW]
+    settings = SchedulerSettings()
+    tuning = production_tuning(settings)
+    changed = {k: v for k, v in settings.model_dump().items()
+               if k in type(settings).model_fields and v != type(settings).model_fields[k].default}
+    print(f"scheduler tuning: production defaults (max_dispatch_per_tick {tuning.max_dispatch_per_tick}, "
+          f"tick every {settings.tick_s:g} s){'; from the environment: ' + str(changed) if changed else ''}")
     service = SchedulerService(repo, OutboxRelay(repo.schedules, broker), OutboxRelay(repo.incidents, broker),
-                               clock=lambda: clock[0], tuning=Tuning(max_dispatch_per_tick=100_000))
+                               clock=lambda: clock[0], tuning=tuning)
 
     # 1,000,000 accounts over 20 collectors of uneven sizes, each at its own slot of the day.
     t0 = time.perf_counter()
@@ -52,7 +81,8 @@ async def main(total: int, sync: str) -> None:
     n = 0
     for c, size in enumerate(sizes):
         cid = f"collector-{c}"
-        await repo.save_collector(cid, 24, max_sessions=1000, version="1", run_window=None)
+        # Session slots: held by every run dispatched here (none ends), so room for all the samples.
+        await repo.save_collector(cid, 24, max_sessions=2000, version="1", run_window=None)
         for seq in range(1, size + 1):
             fraction = policy.slot_fraction(seq, cid)
             batch.append({"_id": f"a{n}", "tenant_id": f"t{n % 5000}", "collector_id": cid,
@@ -78,30 +108,39 @@ async def main(total: int, sync: str) -> None:
           f"max {max(per_minute.values())}, min {min(per_minute.values())}, "
           f"max/mean = {max(per_minute.values()) / mean:.3f} (target <= 1.2)")
 
-    # Ticks that dispatch N due runs: make N accounts due now, tick, measure.
+    # Ticks that dispatch N due runs: make N accounts due now, tick until all went out, measure.
     js = jetstream(broker)
     results: dict[int, list[float]] = {}
     offset = 0
     for due in (0, 30, 300, 1000):
-        samples = []
-        for _ in range(3):
+        samples, slowest, ticks = [], [], 0
+        for _ in range(samples_per_size):
             ids = [f"a{(offset + i) * 997 % n}" for i in range(due)]
             offset += due
             for account_id in ids:
-                doc = await repo.get(account_id)
-                assert doc is not None
                 await repo.schedules.update_one({"_id": account_id}, {"$set": {"next_run_at": NOW}})
                 service.index.set(account_id, NOW)
             before = (await js.stream_info("COLLECTORS_JOBS")).state.messages
-            t0 = time.perf_counter()
-            dispatched = await service.tick()
-            samples.append(time.perf_counter() - t0)
+            dispatched, spent, worst, ticks = 0, 0.0, 0.0, 0
+            while True:
+                t0 = time.perf_counter()
+                out = await service.tick()
+                took = time.perf_counter() - t0
+                spent, worst, ticks, dispatched = spent + took, max(worst, took), ticks + 1, dispatched + out
+                if dispatched >= due or out == 0:
+                    break
+            samples.append(spent)
+            slowest.append(worst)
             after = (await js.stream_info("COLLECTORS_JOBS")).state.messages
             assert dispatched == due == after - before, (dispatched, due, after - before)
         results[due] = samples
-        print(f"tick dispatching {due:>5} due of {n:,}: median {statistics.median(samples) * 1000:.1f} ms "
-              f"(runs: {', '.join(f'{s * 1000:.1f}' for s in samples)} ms)"
-              + ("  (target < 50 ms)" if due == 300 else ""))
+        target = "  (target: a tick < 50 ms)" if due == 300 else ""
+        print(f"{due:>5} due of {n:,} ({ticks} tick{'s' if ticks > 1 else ''} each, all of them): {_spread(samples)}"
+              + ("" if ticks > 1 else target))
+        print(f"      samples: {', '.join(f'{x * 1000:.1f}' for x in samples)} ms")
+        if ticks > 1:
+            print(f"      slowest tick: {_spread(slowest)}{target}")
+            print(f"      samples: {', '.join(f'{x * 1000:.1f}' for x in slowest)} ms")
     per_job = statistics.median(results[1000]) / 1000 * 1000
     print(f"cost per dispatched job: {per_job:.3f} ms; an empty tick: {statistics.median(results[0]) * 1e6:.0f} us")
     await broker.stop()
@@ -113,5 +152,6 @@ if __name__ == "__main__":
     parser.add_argument("--schedules", type=int, default=1_000_000)
     parser.add_argument("--sync", choices=("default", "always"), default="default",
                         help="nats-server's sync policy: deploy/'s cluster (default) or collectors up's (always)")
+    parser.add_argument("--samples", type=int, default=10, help="measurements per number of due runs")
     args = parser.parse_args()
-    asyncio.run(main(args.schedules, args.sync))
+    asyncio.run(main(args.schedules, args.sync, args.samples))

@@ -3,6 +3,10 @@
     .venv/bin/python benchmarks/scraper_bench.py                      # defaults below
     .venv/bin/python benchmarks/scraper_bench.py --concurrency 8 --jobs 300 --baseline-jobs 60 --json
 
+Each style is measured alone (``--jobs / number of styles`` collections each), then the mix (``--jobs``,
+styles taken in turn); the baseline the same way with ``--baseline-jobs``. Only successful collections
+count in the rates; failures are printed apart with their reason.
+
 A *collection* is what a first run of a new account does on the sandbox: log in, walk every list page
 and download every PDF (10 to 40 documents per pharmacy), through the same collectors and the same
 framework runner (classification, session handling) the scraper service uses. Styles are taken in
@@ -160,6 +164,7 @@ class Job:
 class Phase:
     name: str
     jobs: int = 0
+    ok: int = 0
     documents: int = 0
     failures: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
@@ -170,7 +175,8 @@ class Phase:
 
     @property
     def rate(self) -> float:
-        return self.jobs / self.elapsed_s if self.elapsed_s else 0.0
+        """Successful collections per second: a failed job costs time but is no collection."""
+        return self.ok / self.elapsed_s if self.elapsed_s else 0.0
 
     @property
     def per_context_mib(self) -> float:
@@ -225,6 +231,8 @@ async def run_phase(phase: Phase, jobs: list[Job], run_one: RunOne, skip: set[in
             phase.documents += documents
             if failure:
                 phase.failures.append(failure)
+            else:
+                phase.ok += 1
 
     with PeakSampler(skip) as sampler:
         cpu_before = worker_cpu_s(skip)
@@ -240,8 +248,8 @@ async def run_phase(phase: Phase, jobs: list[Job], run_one: RunOne, skip: set[in
 # --- the two ways --------------------------------------------------------------------------------
 
 
-async def worker_phase(jobs: list[Job], warmup: list[Job], portal: str, concurrency: int,
-                       skip: set[int]) -> Phase:
+async def worker_phases(runs: list[tuple[str, list[Job]]], warmup: list[Job], portal: str, concurrency: int,
+                        skip: set[int]) -> list[Phase]:
     collectors = builtin_collectors()
     pool = BrowserPool(page_timeout_s=PAGE_TIMEOUT_MS / 1000)
 
@@ -253,15 +261,20 @@ async def worker_phase(jobs: list[Job], warmup: list[Job], portal: str, concurre
         # Warm-up: launches the worker's browser, fills the sandbox's caches for every login.
         await run_phase(Phase("warm-up", concurrency=concurrency), warmup, run_one, skip)
         await asyncio.sleep(1.0)  # let closed contexts' renderers exit
-        idle = browser_pss_mib(skip)
-        phase = await run_phase(Phase("worker", concurrency=concurrency), jobs, run_one, skip)
-        phase.idle_mib = idle
-        return phase
+        phases = []
+        for name, jobs in runs:
+            await asyncio.sleep(1.0)
+            idle = browser_pss_mib(skip)
+            phase = await run_phase(Phase(f"worker {name}", concurrency=concurrency), jobs, run_one, skip)
+            phase.idle_mib = idle
+            phases.append(phase)
+        return phases
     finally:
         await pool.close()
 
 
-async def baseline_phase(jobs: list[Job], portal: str, concurrency: int, skip: set[int]) -> Phase:
+async def baseline_phases(runs: list[tuple[str, list[Job]]], portal: str, concurrency: int,
+                          skip: set[int]) -> list[Phase]:
     collectors = builtin_collectors()
     holder: dict[str, Playwright] = {}
 
@@ -275,11 +288,14 @@ async def baseline_phase(jobs: list[Job], portal: str, concurrency: int, skip: s
 
     async with async_playwright() as playwright:
         holder["pw"] = playwright
-        await asyncio.sleep(0.5)
-        idle = browser_pss_mib(skip)  # the driver alone: every browser belongs to a job
-        phase = await run_phase(Phase("baseline", concurrency=concurrency), jobs, run_one, skip)
-        phase.idle_mib = idle
-        return phase
+        phases = []
+        for name, jobs in runs:
+            await asyncio.sleep(0.5)
+            idle = browser_pss_mib(skip)  # the driver alone: every browser belongs to a job
+            phase = await run_phase(Phase(f"baseline {name}", concurrency=concurrency), jobs, run_one, skip)
+            phase.idle_mib = idle
+            phases.append(phase)
+        return phases
 
 
 # --- main ----------------------------------------------------------------------------------------
@@ -297,39 +313,45 @@ def start_sandbox() -> tuple[subprocess.Popen[bytes], str]:
     return process, f"http://127.0.0.1:{port}"
 
 
-def report(phases: list[Phase], as_json: bool) -> None:
-    worker, baseline = phases
-    ratio = worker.rate / baseline.rate if baseline.rate else float("inf")
+def report(worker: list[Phase], baseline: list[Phase], as_json: bool) -> None:
+    """One line per style and one for the mix, worker then baseline; the ratio on the mix."""
+    mix, base_mix = worker[-1], baseline[-1]
+    ratio = mix.rate / base_mix.rate if base_mix.rate else float("inf")
+    phases = [*worker, *baseline]
     if as_json:
-        print(json.dumps({p.name: {"jobs": p.jobs, "documents": p.documents, "elapsed_s": round(p.elapsed_s, 2),
-                                   "collections_per_s": round(p.rate, 2), "concurrency": p.concurrency,
-                                   "cpu_ms_per_collection": round(p.cpu_ms_per_collection),
-                                   "peak_mib": round(p.peak_mib, 1), "idle_mib": round(p.idle_mib, 1),
-                                   "per_context_mib": round(p.per_context_mib, 1), "failures": len(p.failures)}
-                          for p in phases} | {"ratio": round(ratio, 2)}))
+        print(json.dumps({"phases": {p.name: {
+            "jobs": p.jobs, "ok": p.ok, "documents": p.documents, "elapsed_s": round(p.elapsed_s, 2),
+            "collections_per_s": round(p.rate, 2), "concurrency": p.concurrency,
+            "cpu_ms_per_collection": round(p.cpu_ms_per_collection), "peak_mib": round(p.peak_mib, 1),
+            "idle_mib": round(p.idle_mib, 1), "per_context_mib": round(p.per_context_mib, 1),
+            "failures": p.failures} for p in phases}, "ratio": round(ratio, 2)}))
         return
-    print(f"{'':10} {'jobs':>5} {'docs':>6} {'time s':>7} {'coll/s':>7} {'docs/s':>7} {'CPU ms/coll':>11} "
-          f"{'peak MiB':>9} {'idle MiB':>9} {'MiB/ctx':>8} {'failed':>6}")
+    print(f"{'':16} {'jobs':>5} {'ok':>5} {'docs':>6} {'time s':>7} {'ok coll/s':>9} {'docs/s':>7} "
+          f"{'CPU ms/job':>10} {'peak MiB':>9} {'idle MiB':>9} {'MiB/ctx':>8} {'failed':>6}")
     for p in phases:
-        print(f"{p.name:10} {p.jobs:5d} {p.documents:6d} {p.elapsed_s:7.1f} {p.rate:7.2f} "
-              f"{p.documents / p.elapsed_s:7.1f} {p.cpu_ms_per_collection:11.0f} {p.peak_mib:9.0f} "
+        print(f"{p.name:16} {p.jobs:5d} {p.ok:5d} {p.documents:6d} {p.elapsed_s:7.1f} {p.rate:9.2f} "
+              f"{p.documents / p.elapsed_s:7.1f} {p.cpu_ms_per_collection:10.0f} {p.peak_mib:9.0f} "
               f"{p.idle_mib:9.0f} {p.per_context_mib:8.1f} {len(p.failures):6d}")
     cores = os.cpu_count() or 1
-    print(f"\nCPU-bound ceiling at this CPU cost: {cores * 1000 / worker.cpu_ms_per_collection:.1f} collections/s "
-          f"on {cores} cores if nothing else ran")
-    print(f"worker / baseline: {ratio:.1f}x collections per second, "
-          f"{baseline.per_context_mib / worker.per_context_mib:.1f}x less memory per concurrent job "
-          f"(target: >= 10 collections/s: {'met' if worker.rate >= 10 else 'NOT met'})")
-    for p in phases:
-        for failure in p.failures[:5]:
-            print(f"  {p.name} failure: {failure}")
+    if mix.cpu_ms_per_collection:
+        print(f"\nCPU-bound ceiling at the mix's CPU cost: {cores * 1000 / mix.cpu_ms_per_collection:.1f} "
+              f"collections/s on {cores} cores if nothing else ran")
+    memory = (f", {base_mix.per_context_mib / mix.per_context_mib:.1f}x less memory per concurrent job"
+              if mix.per_context_mib > 0 else "")
+    print(f"worker / baseline on the mix: {ratio:.1f}x successful collections per second{memory}")
+    failures = [(p.name, f) for p in phases for f in p.failures]
+    print(f"failures (left out of the rates): {len(failures)}")
+    for name, failure in failures[:20]:
+        print(f"  {name}: {failure}")
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent jobs (contexts) per worker")
-    parser.add_argument("--jobs", type=int, default=300, help="collections measured for the worker")
-    parser.add_argument("--baseline-jobs", type=int, default=60, help="collections measured for the baseline")
+    parser.add_argument("--jobs", type=int, default=300,
+                        help="collections measured for the worker's mix (each style alone: jobs / styles)")
+    parser.add_argument("--baseline-jobs", type=int, default=60,
+                        help="collections measured for the baseline's mix (each style alone: baseline-jobs / styles)")
     parser.add_argument("--styles", default="classic,twostep,spa,legacy", help="portal styles, taken in turn")
     parser.add_argument("--logins", type=int, default=10, help="distinct pharmacies per style")
     parser.add_argument("--workload", choices=("first", "daily"), default="first",
@@ -341,22 +363,27 @@ async def main() -> None:
     if unknown:
         raise SystemExit(f"unknown style(s): {', '.join(sorted(unknown))}")
 
+    def runs(total: int) -> list[tuple[str, list[Job]]]:
+        alone = [(style, make_jobs([style], args.logins, max(1, total // len(styles)), args.workload))
+                 for style in styles]
+        return [*alone, ("mix", make_jobs(styles, args.logins, total, args.workload))] if len(styles) > 1 else alone
+
+    load_before = os.getloadavg()
     sandbox, portal = start_sandbox()
     try:
         skip = {sandbox.pid}
         warmup = make_jobs(styles, args.logins, args.logins * len(styles))
-        worker = await worker_phase(make_jobs(styles, args.logins, args.jobs, args.workload), warmup, portal,
-                                    args.concurrency, skip)
-        baseline = await baseline_phase(make_jobs(styles, args.logins, args.baseline_jobs, args.workload), portal,
-                                        args.concurrency, skip)
+        worker = await worker_phases(runs(args.jobs), warmup, portal, args.concurrency, skip)
+        baseline = await baseline_phases(runs(args.baseline_jobs), portal, args.concurrency, skip)
     finally:
         sandbox.terminate()
         sandbox.wait(timeout=10)
     if not args.json:
-        load = os.getloadavg()[0]
-        print(f"one worker, {os.cpu_count()} CPUs (load average {load:.1f}), {chromium_path()}, styles "
-              f"{', '.join(styles)}, concurrency {args.concurrency}, workload {args.workload}\n")
-    report([worker, baseline], args.json)
+        load = os.getloadavg()
+        print(f"one worker, {os.cpu_count()} CPUs (load average {load_before[0]:.1f} before, {load[0]:.1f} after), "
+              f"{chromium_path()}, styles {', '.join(styles)}, concurrency {args.concurrency}, "
+              f"workload {args.workload}\n")
+    report(worker, baseline, args.json)
 
 
 if __name__ == "__main__":
