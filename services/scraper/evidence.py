@@ -51,7 +51,7 @@ from shared.subjects import EVIDENCE_BUCKET
 
 # A run's trail stops growing here (a portal looping on redirects must not fill the run index).
 MAX_TRAIL = 1000
-SCREENSHOT_TIMEOUT_S = 10.0
+SCREENSHOT_TIMEOUT_S = 3.0
 _PDF = "application/pdf"
 
 
@@ -149,7 +149,11 @@ async def snapshot(ctx: CollectContext) -> Snapshot:
     # Never what fails a run: a page that cannot be drawn (closed, crashed, a test's fake) has no picture.
     with contextlib.suppress(PlaywrightError, TimeoutError, AttributeError):
         if page is not None and not page.is_closed():
-            picture = await asyncio.wait_for(page.screenshot(type="png", full_page=True), SCREENSHOT_TIMEOUT_S)
+            # Playwright's own timeout (it stops waiting in the driver too); a page still loading from a
+            # silent host would otherwise hold the failed run's report that long.
+            picture = await asyncio.wait_for(page.screenshot(type="png", full_page=True,
+                                                             timeout=SCREENSHOT_TIMEOUT_S * 1000),
+                                             SCREENSHOT_TIMEOUT_S + 1)
     return Snapshot(url=shown.url, html=shown.html, screenshot=picture)
 
 

@@ -54,20 +54,26 @@ class Witness:
         self._fetched_page: Response | None = None
         # The same from the page-less client; decoded only if a failure has to be explained.
         self._fetched_reply: HttpReply | None = None
+        # What was last read as the page shown, and how much had been seen then.
+        self._observed = 0
+        self._read: tuple[int, str, str] | None = None
 
     def attach(self, page: Page) -> None:
         """Watch the collector's page (once it opens one)."""
         if page is self._page:
             return
         self._page = page
+        self._observed += 1
         page.on("response", self._seen)
 
     def detach(self, page: Page) -> None:
         if page is self._page:
             page.remove_listener("response", self._seen)
             self._page = None
+            self._observed += 1
 
     def _shown(self, document: HttpSeen) -> None:
+        self._observed += 1
         self._document = document
         self._api_errors.clear()
         self._fetched_page = None
@@ -99,6 +105,7 @@ class Witness:
             return
         if request.resource_type not in ("xhr", "fetch") or request.headers.get("accept", "").startswith(ACCEPT_PDF):
             return
+        self._observed += 1
         if _failed(response.status):
             self._api_errors.append(seen)
         if "html" in response.headers.get("content-type", ""):
@@ -115,7 +122,11 @@ class Witness:
         return ""
 
     async def evidence(self, *, logged_in: bool) -> Evidence:
-        url, html = await self._last_shown()
+        # Read once per thing seen: a failed run asks twice (its diagnosis, then its kept evidence),
+        # and a page stuck loading from a silent host costs SNAPSHOT_TIMEOUT_S each time it is read.
+        if self._read is None or self._read[0] != self._observed:
+            self._read = (self._observed, *await self._last_shown())
+        _, url, html = self._read
         return Evidence(url=url, html=html, document=self._document, api_errors=list(self._api_errors),
                         logged_in=logged_in)
 
