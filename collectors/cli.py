@@ -12,11 +12,12 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
 from collectors import output
+from collectors.api_call import DEFAULT_NATS, JsonOpt, NatsOpt, T, run_api
 from collectors.dev import app as dev_app
 from collectors.dlq import app as dlq_app
 from collectors.fleet import fleet as fleet_cmd
@@ -44,34 +45,14 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(notifications_app, name="notifications")
 app.command("fleet")(fleet_cmd)
 
-T = TypeVar("T")
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="Pharmacy (tenant) id.")]
 LangOpt = Annotated[str, typer.Option("--lang", help="Language of messages: fr or en.")]
-NatsOpt = Annotated[str, typer.Option("--nats-url", envvar="NATS_URL", help="NATS server of the platform.")]
-DEFAULT_NATS = "nats://127.0.0.1:4222"
 
 
-def _run(as_json: bool, nats_url: str, work: Callable[[ApiClient], Awaitable[T]]) -> T:
-    async def main() -> T:
-        try:
-            client = await ApiClient.connect(nats_url)
-        except Exception as exc:
-            raise RemoteApiError("unavailable", f"cannot reach NATS at {nats_url}: {exc}. "
-                                 "Is `collectors up` running?") from exc
-        try:
-            return await work(client)
-        finally:
-            await client.close()
-
-    try:
-        return asyncio.run(main())
-    except RemoteApiError as exc:
-        fail(exc, as_json)
 
 
 def _call(subject: str, payload: dict[str, Any], as_json: bool, nats_url: str) -> dict[str, Any]:
-    return _run(as_json, nats_url, lambda c: c.call(subject, payload))
+    return run_api(as_json, nats_url, lambda c: c.call(subject, payload))
 
 
 def _read_secret(from_stdin: bool, prompt: str) -> str:
@@ -341,7 +322,7 @@ def invoices_download(
         return {"id": meta["id"], "number": meta["number"], "path": str(out), "size": written,
                 "sha256": chunk["sha256"]}
 
-    data = _run(as_json, nats_url, work)
+    data = run_api(as_json, nats_url, work)
     emit(data, as_json, lambda d: console.print(f"{shown(d['number'])} → {shown(d['path'])} ({d['size']} bytes)"))
 
 
@@ -460,7 +441,7 @@ def keys_new(
 def keys_rotate(as_json: JsonOpt = False, nats_url: NatsOpt = DEFAULT_NATS) -> None:
     """Re-encrypt every stored password under the newest key (the accounts service reloads its key
     file first); afterwards older keys can be removed."""
-    data = _run(as_json, nats_url, lambda c: c.call(Api.ACCOUNTS_ROTATE_KEYS, {}, timeout=600))
+    data = run_api(as_json, nats_url, lambda c: c.call(Api.ACCOUNTS_ROTATE_KEYS, {}, timeout=600))
     emit(data, as_json, lambda d: console.print(
         f"Re-encrypted {d['rotated']} credentials under key {shown(d['key_id'])} "
         f"({d['already_current']} already were, {d['failed']} failed). "

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from collectors.api_call import DEFAULT_NATS, JsonOpt, NatsOpt, run_api
 from collectors.output import console, emit, err_console, fail, record, shown, table
 from shared.client import ApiClient
 from shared.errors import RemoteApiError
@@ -21,10 +22,7 @@ from shared.subjects import SERVICES, dead_letters
 app = typer.Typer(help="Dead letters: jobs and events kept aside, to inspect, replay or drop.",
                   no_args_is_help=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-NatsOpt = Annotated[str, typer.Option("--nats-url", envvar="NATS_URL", help="NATS server of the platform.")]
 IdArg = Annotated[str, typer.Argument(help="Dead letter id, as `dlq list` shows it (<service>-<hex>).")]
-DEFAULT_NATS = "nats://127.0.0.1:4222"
 LIST_COLUMNS = [("id", "id"), ("kind", "kind"), ("subject", "subject"), ("reason", "reason"),
                 ("deliveries", "deliveries"), ("times_kept", "kept"), ("first_failed_at", "first failure"),
                 ("last_failed_at", "last failure"), ("status", "status"), ("preview", "payload")]
@@ -33,22 +31,6 @@ KEYS = ["id", "service", "kind", "subject", "consumer", "status", "reason", "del
 PREVIEW_IN_TABLE = 80
 
 
-def _connect_and_run(nats_url: str, as_json: bool, work: Any) -> Any:
-    async def main() -> Any:
-        try:
-            client = await ApiClient.connect(nats_url)
-        except Exception as exc:
-            raise RemoteApiError("unavailable", f"cannot reach NATS at {nats_url}: {exc}. "
-                                 "Is `collectors up` running?") from exc
-        try:
-            return await work(client)
-        finally:
-            await client.close()
-
-    try:
-        return asyncio.run(main())
-    except RemoteApiError as exc:
-        fail(exc, as_json)
 
 
 def _service_of(letter_id: str) -> str:
@@ -87,7 +69,7 @@ def list_cmd(
                       if isinstance(r, RemoteApiError)}
         return {"dead_letters": letters, "unanswered": unanswered}
 
-    data = _connect_and_run(nats_url, as_json, work)
+    data = run_api(as_json, nats_url, work)
     if len(data["unanswered"]) == len(services):  # nobody answered: an error, not an empty list
         first = next(iter(data["unanswered"].values()))
         fail(RemoteApiError("unavailable", f"no service answered: {first}"), as_json)
@@ -114,7 +96,7 @@ def _short(text: str) -> str:
 
 def _one(verb: str, letter_id: str, as_json: bool, nats_url: str) -> dict[str, Any]:
     subject = dead_letters(_service_of(letter_id), verb)
-    data: dict[str, Any] = _connect_and_run(nats_url, as_json, lambda c: c.call(subject, {"id": letter_id}))
+    data: dict[str, Any] = run_api(as_json, nats_url, lambda c: c.call(subject, {"id": letter_id}))
     return data
 
 

@@ -10,30 +10,25 @@ The HAR opens in a browser's developer tools (Network, import) and replays offli
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
 import os
 import re
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
-from collectors.output import console, emit, fail, record, shown, table
+from collectors.api_call import DEFAULT_NATS, JsonOpt, NatsOpt, run_api
+from collectors.output import console, emit, record, shown, table
 from shared.client import ApiClient
 from shared.errors import RemoteApiError
 from shared.subjects import Api
 
 app = typer.Typer(help="The scraper's runs and the evidence of failed ones (operators).", no_args_is_help=True)
 
-T = TypeVar("T")
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-NatsOpt = Annotated[str, typer.Option("--nats-url", envvar="NATS_URL", help="NATS server of the platform.")]
-DEFAULT_NATS = "nats://127.0.0.1:4222"
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -50,22 +45,6 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
-def _run(as_json: bool, nats_url: str, work: Callable[[ApiClient], Awaitable[T]]) -> T:
-    async def main() -> T:
-        try:
-            client = await ApiClient.connect(nats_url)
-        except Exception as exc:
-            raise RemoteApiError("unavailable", f"cannot reach NATS at {nats_url}: {exc}. "
-                                 "Is `collectors up` running?") from exc
-        try:
-            return await work(client)
-        finally:
-            await client.close()
-
-    try:
-        return asyncio.run(main())
-    except RemoteApiError as exc:
-        fail(exc, as_json)
 
 
 @app.command("list")
@@ -81,7 +60,7 @@ def runs_list(
         raise typer.BadParameter("--status is ok or failed")
     payload: dict[str, Any] = {"collector_id": collector, "status": status, "limit": limit,
                                "since": parse_since(since).isoformat() if since else None}
-    data = _run(as_json, nats_url, lambda c: c.call(Api.SCRAPER_RUNS_LIST, payload))
+    data = run_api(as_json, nats_url, lambda c: c.call(Api.SCRAPER_RUNS_LIST, payload))
     emit(data, as_json, lambda d: table(d["runs"], [
         ("run_id", "run"), ("started_at", "started"), ("collector_id", "collector"), ("tenant_id", "tenant"),
         ("account_id", "account"), ("status", "status"), ("error_code", "code"), ("duration_ms", "ms"),
@@ -91,7 +70,7 @@ def runs_list(
 @app.command("show")
 def runs_show(run_id: str, as_json: JsonOpt = False, nats_url: NatsOpt = DEFAULT_NATS) -> None:
     """A run: its verdict, its trail of requests and the evidence it kept."""
-    data = _run(as_json, nats_url, lambda c: c.call(Api.SCRAPER_RUNS_SHOW, {"run_id": run_id}))
+    data = run_api(as_json, nats_url, lambda c: c.call(Api.SCRAPER_RUNS_SHOW, {"run_id": run_id}))
 
     def human(d: dict[str, Any]) -> None:
         record(d, ["run_id", "job_id", "tenant_id", "account_id", "collector_id", "worker_id", "started_at",
@@ -153,7 +132,7 @@ def runs_evidence(
             files["trail.json"] = len(trail)
         return {"run_id": run_id, "directory": str(out), "files": files, "note": run["evidence_note"]}
 
-    data = _run(as_json, nats_url, work)
+    data = run_api(as_json, nats_url, work)
 
     def human(d: dict[str, Any]) -> None:
         for name, size in d["files"].items():
