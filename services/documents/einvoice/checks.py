@@ -14,8 +14,9 @@ from lxml import etree
 
 from shared.invoice_data import Check, DataWarning, EInvoice
 
-# Per VAT rate, the amount may differ from basis x rate by this much: EN 16931 rounds each
-# rate's amount to the cent once (BR-CO-17 allows the rounding), so one cent covers it.
+# Per VAT rate, the written amount may differ from the exact basis x rate by at most a cent:
+# any rounding to the cent (half-up, half-even, truncation: EN 16931 does not fix the mode) stays
+# within 0.01 of the exact product, and a cent more is an error (BR-CO-17 rounds once per rate).
 VAT_TOLERANCE = Decimal("0.01")
 
 
