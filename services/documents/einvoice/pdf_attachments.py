@@ -37,14 +37,17 @@ class _Walker:
         self.seen: set[tuple[int, int]] = set()
         self.visited = 0
 
-    def enter(self, obj: Any) -> Any | None:
-        """The resolved object, or None when it was already visited (a loop or a shared node)."""
+    def enter(self, obj: Any, tree: str | None = None) -> Any | None:
+        """The resolved object, or None when it was already visited (a file spec shared by /AF and
+        the name tree, as Factur-X writes it). A node of ``tree`` seen twice is a loop: refused."""
         self.visited += 1
         if self.visited > self.limits.max_pdf_nodes:
             raise PdfTooComplex(f"more than {self.limits.max_pdf_nodes} PDF objects visited")
         if isinstance(obj, IndirectObject):
             key = (obj.idnum, obj.generation)
             if key in self.seen:
+                if tree is not None:
+                    raise PdfTooComplex(f"the {tree} loops (object {obj.idnum} reached twice)")
                 return None
             self.seen.add(key)
             return obj.get_object()
@@ -54,7 +57,7 @@ class _Walker:
         """The file specifications of a name tree (``/Names`` pairs and nested ``/Kids``)."""
         if depth > 64:
             raise PdfTooComplex("name tree deeper than 64 levels")
-        resolved = self.enter(node)
+        resolved = self.enter(node, "name tree")
         if not isinstance(resolved, DictionaryObject):
             return
         names = self.enter(resolved.get("/Names"))
@@ -73,7 +76,7 @@ class _Walker:
         """Leaf pages of a page tree, each once, however the tree loops."""
         if depth > 64:
             raise PdfTooComplex("page tree deeper than 64 levels")
-        resolved = self.enter(node)
+        resolved = self.enter(node, "page tree")
         if not isinstance(resolved, DictionaryObject):
             return
         kids = self.enter(resolved.get("/Kids"))

@@ -29,9 +29,10 @@ def _parser() -> etree.XMLParser:
 
 def parse_untrusted(data: bytes) -> etree._Element:
     """The root element of ``data``; ``UnsafeXml`` for a DTD, ``etree.XMLSyntaxError`` for bad XML."""
-    head = data[:4096]
-    # Checked on the raw bytes first so an entity-heavy prolog is not even tokenised.
-    if b"<!DOCTYPE" in head.upper() or b"<!ENTITY" in head.upper():
+    # Checked on the raw bytes first so an entity-heavy prolog is not even tokenised. XML is case
+    # sensitive and escapes "<" in text, so these can only be markup (or inside a comment/CDATA,
+    # which an e-invoice has no reason to carry either).
+    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
         raise UnsafeXml("the XML declares a DTD or entities; e-invoices never do")
     root = etree.fromstring(data, parser=_parser())
     docinfo = root.getroottree().docinfo

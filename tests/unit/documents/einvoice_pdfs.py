@@ -112,10 +112,21 @@ def deep_name_tree(depth: int) -> bytes:
 
 
 def big_pdf(size: int) -> bytes:
-    """A PDF of about ``size`` bytes: one page whose content stream is padding."""
-    head = b"%PDF-1.7\n1 0 obj <</Type/Catalog/Pages 2 0 R>> endobj\n"
-    head += b"2 0 obj <</Type/Pages/Kids[3 0 R]/Count 1>> endobj\n"
-    head += b"3 0 obj <</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]/Contents 4 0 R>> endobj\n"
-    body_len = max(0, size - len(head) - 200)
-    stream = b"4 0 obj <</Length %d>> stream\n" % body_len + b"%" * body_len + b"\nendstream endobj\n"
-    return head + stream + b"trailer <</Root 1 0 R>>\n%%EOF\n"
+    """A well-formed PDF of about ``size`` bytes: one page whose content stream is padding."""
+    padding = max(0, size - 600)
+    objects = [
+        b"<</Type/Catalog/Pages 2 0 R>>",
+        b"<</Type/Pages/Kids[3 0 R]/Count 1>>",
+        b"<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]/Contents 4 0 R>>",
+        b"<</Length %d>>\nstream\n" % padding + b"%" * padding + b"\nendstream",
+    ]
+    out = bytearray(b"%PDF-1.7\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<</Size %d/Root 1 0 R>>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
