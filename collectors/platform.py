@@ -1,5 +1,5 @@
 """``collectors up``: an embedded nats-server (unless NATS_URL is set), MongoDB or its in-memory
-stand-in, the five services in one process and, with ``--demo``, the sandbox portals and a demo
+stand-in, the six services in one process and, with ``--demo``, the sandbox portals and a demo
 pharmacy (§9)."""
 
 from __future__ import annotations
@@ -168,6 +168,8 @@ class Platform:
     def _build(self, mongodb_url: str | None, key_settings: dict[str, object]) -> list[ServiceRuntime]:
         # Imported here: building the platform must not import every service's dependencies early.
         from services.accounts.app import build as build_accounts
+        from services.documents.app import DocumentsSettings
+        from services.documents.app import build as build_documents
         from services.notifier.app import build as build_notifier
         from services.requests.app import build as build_requests
         from services.scheduler.app import build as build_scheduler
@@ -184,6 +186,7 @@ class Platform:
             build_scraper(ScraperSettings(**common, sandbox_url=self.portal.url if self.portal else None)),  # type: ignore[arg-type]
             build_notifier(Settings(**common)),  # type: ignore[arg-type]
             build_requests(Settings(**common)),  # type: ignore[arg-type]
+            build_documents(DocumentsSettings(**common)),  # type: ignore[arg-type]
         ]
 
     async def stop(self) -> None:
@@ -208,9 +211,11 @@ class Platform:
 
 
 def build_runtimes_for_docs() -> list[ServiceRuntime]:
-    """The five services, built but never started: enough to describe their contract."""
+    """The six services, built but never started: enough to describe their contract."""
     from services.accounts.app import build as build_accounts
     from services.accounts.crypto import new_key_entry
+    from services.documents.app import DocumentsSettings
+    from services.documents.app import build as build_documents
     from services.notifier.app import build as build_notifier
     from services.requests.app import build as build_requests
     from services.scheduler.app import build as build_scheduler
@@ -222,6 +227,7 @@ def build_runtimes_for_docs() -> list[ServiceRuntime]:
         build_scraper(ScraperSettings()),
         build_notifier(Settings()),
         build_requests(Settings()),
+        build_documents(DocumentsSettings()),
     ]
 
 

@@ -4,7 +4,7 @@
 # (`collectors health --wait 30`, `collectors keys rotate`, `sh`...).
 set -eu
 
-SERVICES="accounts scheduler scraper notifier requests"
+SERVICES="accounts scheduler scraper notifier requests documents"
 
 is_service() {
     case " $SERVICES " in

@@ -6,10 +6,11 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, ConfigDict, Field
 
 from shared.errors import CollectionErrorCode
 from shared.events import ID_PATTERN, TENANT_PATTERN, AccountStatus, Contract, RequestStatus
+from shared.invoice_data import Check, DataSource, DataWarning, EInvoice
 from shared.text import multi_line, single_line
 
 Lang = Literal["fr", "en"]
@@ -214,6 +215,79 @@ class InvoiceView(Contract):
 
 class InvoiceListReply(Contract):
     invoices: list[InvoiceView]
+
+
+# --- invoice data (documents, issue 14) -------------------------------------------------------
+
+
+class ListedValues(Contract):
+    """What the portal's list showed for the document (the ``invoice collected`` event)."""
+
+    number: str
+    issue_date: date
+    amount: Decimal
+    currency: str
+    kind: Literal["invoice", "credit_note"]
+
+
+class InvoiceDataView(Contract):
+    invoice_id: str
+    tenant_id: str
+    account_id: str
+    collector_id: str
+    listed: ListedValues
+    source: DataSource = Field(description="Where the data came from; \"none\": the file holds no e-invoice")
+    attachment: str | None = Field(default=None, description="The embedded file read, for a PDF")
+    data: EInvoice | None = Field(default=None, description="The e-invoice as read (null without one)")
+    warnings: list[DataWarning] = Field(default_factory=list,
+                                        description="What went wrong or disagrees with the portal's list")
+    checks: list[Check] = Field(default_factory=list)
+    extracted_at: datetime
+
+
+# Whatever a page of the export holds, its reply stays well under NATS's max_payload (1 MB).
+EXPORT_PAGE_BYTES = 512 * 1024
+
+
+class ExportInvoiceData(TenantRequest):
+    """One page of the accountant's export: rows of the invoices issued from ``from`` to ``to``
+    (inclusive; either may be left out), oldest first. Pass back the reply's ``next`` as ``after``."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    date_from: date | None = Field(default=None, alias="from")
+    date_to: date | None = Field(default=None, alias="to")
+    after: str | None = Field(default=None, pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}/[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+                              description="The previous page's ``next``")
+
+
+class ExportRow(Contract):
+    """One invoice and one VAT rate; amounts are exact decimals as the e-invoice wrote them. An
+    invoice without structured data has one row: the portal's amount as ``grand_total``, no VAT."""
+
+    invoice_id: str
+    source: DataSource
+    number: str
+    issue_date: date
+    kind: Literal["invoice", "credit_note"]
+    seller_name: str | None = None
+    seller_siren: str | None = None
+    seller_vat_id: str | None = None
+    currency: str
+    vat_category: str | None = None
+    vat_rate: Decimal | None = None
+    vat_basis: Decimal | None = None
+    vat_amount: Decimal | None = None
+    tax_basis: Decimal | None = Field(default=None, description="Invoice total without VAT (BT-109)")
+    tax_total: Decimal | None = Field(default=None, description="Invoice VAT total (BT-110)")
+    grand_total: Decimal | None = Field(default=None, description="Invoice total with VAT (BT-112), "
+                                        "or the portal's amount without structured data")
+    warnings: int = Field(default=0, description="How many data warnings the invoice carries")
+
+
+class ExportReply(Contract):
+    rows: list[ExportRow]
+    next: str | None = Field(default=None, description="``after`` of the next page; none after the last")
 
 
 # --- runs and their evidence (scraper, operators: `collectors runs`) ---------------------------

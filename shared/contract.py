@@ -36,6 +36,8 @@ API: dict[str, tuple[type[BaseModel], type[BaseModel] | None]] = {
     Api.REQUESTS_LIST: (api.ListRequests, api.RequestListReply),
     Api.REQUESTS_SET_STATUS: (api.SetRequestStatus, api.CollectorRequestView),
     Api.REQUESTS_LIST_ALL: (api.ListAllRequests, api.RequestListReply),
+    Api.DOCUMENTS_INVOICE_DATA: (api.InvoiceRef, api.InvoiceDataView),
+    Api.DOCUMENTS_EXPORT: (api.ExportInvoiceData, api.ExportReply),
 }
 
 
@@ -81,6 +83,7 @@ PUBLISHES: dict[str, list[tuple[str, type[BaseModel]]]] = {
         _p(Events.REQUEST_CREATED, events.RequestCreated),
         _p(Events.REQUEST_STATUS_CHANGED, events.RequestStatusChanged),
     ],
+    "documents": [_p(Events.INVOICE_DATA_EXTRACTED, events.InvoiceDataExtracted)],
 }
 
 EVENT_MODELS: dict[str, type[BaseModel]] = {

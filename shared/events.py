@@ -16,6 +16,7 @@ from uuid import uuid4
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.errors import CollectionErrorCode
+from shared.invoice_data import Check, DataSource, DataWarning, EInvoice
 
 TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
@@ -338,3 +339,27 @@ class RequestStatusChanged(RequestEvent):
 
     def msg_id(self) -> str:
         return f"request-status:{self.request_id}:{self.status}"
+
+
+# --- documents -------------------------------------------------------------------------------
+
+
+class InvoiceDataExtracted(Event):
+    """The structured data the documents service read from a collected invoice (issue 14), once per
+    invoice: a redelivered or duplicated ``invoice collected`` publishes nothing new. ``invoice`` is
+    null when the file holds no e-invoice (``source`` "none"); ``data_warnings`` says why, and every
+    disagreement with what the portal listed (``listed_<field>_differs``): flagged, never overwritten."""
+
+    tenant_id: str = Field(pattern=TENANT_PATTERN)
+    account_id: str
+    collector_id: str
+    invoice_id: str
+    source: DataSource = Field(description="Where the data came from: the embedded e-invoice's flavour, "
+                               "a standalone XML syntax, \"text\" (a fallback, marked as such) or \"none\"")
+    attachment: str | None = Field(default=None, description="The embedded file read, for a PDF")
+    invoice: EInvoice | None = None
+    data_warnings: list[DataWarning] = Field(default_factory=list)
+    checks: list[Check] = Field(default_factory=list, description="Arithmetic and XSD checks, as run")
+
+    def msg_id(self) -> str:
+        return f"invoice-data:{self.tenant_id}:{self.invoice_id}"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 
-SERVICES = ("accounts", "scheduler", "scraper", "notifier", "requests")
+SERVICES = ("accounts", "scheduler", "scraper", "notifier", "requests", "documents")
 PREFIX = "collectors"
 
 
@@ -59,6 +59,11 @@ class Api:
     # Every pharmacy's requests: the team's view, not a pharmacy's (REQUESTS_LIST needs a tenant).
     REQUESTS_LIST_ALL = api("requests", "list_all")
 
+    # The structured data read from a collected invoice (issue 14): its model, warnings and checks.
+    DOCUMENTS_INVOICE_DATA = api("documents", "invoice_data")
+    # One row per invoice and VAT rate over a date range, the layout an accountant imports.
+    DOCUMENTS_EXPORT = api("documents", "export")
+
 
 # Dead letters (`collectors dlq`): each service keeps the jobs and events it could not handle in its
 # own database and answers for them on ``collectors.api.<service>.dlq_<verb>`` (shared/dead_letters.py);
@@ -84,6 +89,7 @@ TENANT_API: tuple[str, ...] = (
     Api.SCRAPER_INVOICES_LIST, Api.SCRAPER_INVOICE_GET, Api.SCRAPER_INVOICE_DOWNLOAD,
     Api.NOTIFIER_PREFS_GET, Api.NOTIFIER_PREFS_SET, Api.NOTIFIER_HISTORY,
     Api.REQUESTS_CREATE, Api.REQUESTS_LIST,
+    Api.DOCUMENTS_INVOICE_DATA, Api.DOCUMENTS_EXPORT,
 )
 OPERATOR_API: tuple[str, ...] = (
     *DLQ_API,
@@ -139,6 +145,9 @@ class Events:
     REQUEST_CREATED = EventSubject(_evt("requests", "created"), tenant_scoped=False)
     REQUEST_STATUS_CHANGED = EventSubject(_evt("requests", "status_changed"), tenant_scoped=False)
 
+    # What the documents service read from a collected invoice (shared.events.InvoiceDataExtracted).
+    INVOICE_DATA_EXTRACTED = EventSubject(_evt("documents", "invoice_data_extracted"))
+
 
 def collect_job(collector_id: str) -> str:
     return f"{PREFIX}.jobs.collect.{collector_id}"
@@ -169,6 +178,10 @@ STREAMS: dict[str, StreamConfig] = {
                         duplicate_window=DEDUP_WINDOW_S),
     "requests": _stream("COLLECTORS_REQUESTS", [f"{PREFIX}.evt.requests.>"], max_age=365 * 86400.0,
                         duplicate_window=DEDUP_WINDOW_S),
+    # Its own stream, like every owner's: its NATS user publishes there and nowhere else, and the
+    # scraper's stream (whose subjects are the scraper's alone) keeps the `invoice collected` it reads.
+    "documents": _stream("COLLECTORS_DOCUMENTS", [f"{PREFIX}.evt.documents.>"], max_age=31 * 86400.0,
+                         duplicate_window=DEDUP_WINDOW_S),
     "jobs": _stream("COLLECTORS_JOBS", [f"{PREFIX}.jobs.>"], retention=RetentionPolicy.WORK_QUEUE,
                     duplicate_window=DEDUP_WINDOW_S),
 }

@@ -7,7 +7,7 @@
 //   rs.add("mongo-2:27017"); rs.add("mongo-3:27017")
 // and list every member in the services' MONGODB_URL (deploy/README.md).
 
-const SERVICES = ["accounts", "scheduler", "scraper", "notifier", "requests"];
+const SERVICES = ["accounts", "scheduler", "scraper", "notifier", "requests", "documents"];
 const prefix = process.env.COLLECTORS_DB_PREFIX || "collectors";
 
 try {

@@ -12,7 +12,9 @@ events, the scheduler's collect jobs, the scraper's reveal-credentials requests 
 Who may call which API subject is the lists of ``shared/subjects.py`` (design §5, "NATS users"): the
 ``gateway`` user the tenant-facing ones, the ``operator`` user (the CLI) the operator ones and the
 tenant-facing ones; this module refuses to run while a subject a service answers is in none of them.
-Only the scraper reads the invoice bucket: clients download through its tenant-checked API.
+Only the scraper writes the invoice bucket, and only the scraper and the documents service (which
+reads each collected file's e-invoice) read it: clients download through the scraper's tenant-checked
+API.
 
 The blocks between the ``BEGIN GENERATED`` / ``END GENERATED`` markers of ``deploy/nats/nats.conf``
 and ``deploy/k8s/nats-values.yaml`` are this module's output; tests/unit/test_deploy.py fails when
@@ -172,6 +174,7 @@ def derive() -> list[User]:
         "scraper": "pulls jobs, reveals one password per job, writes invoice files, emits results",
         "notifier": "reads status changes, incidents and request updates, emits notifications",
         "requests": "reads catalog announcements, emits request events",
+        "documents": "reads collected invoices and their files (read only), emits their extracted data",
     }
     users: list[User] = []
     served: set[str] = set()
@@ -208,6 +211,11 @@ def derive() -> list[User]:
                 "update its retention (COLLECTORS_EVIDENCE_RETENTION_DAYS)",
                 *[f"$JS.API.STREAM.{verb}.{evidence}" for verb in ("CREATE", "UPDATE", "INFO", "MSG.GET", "PURGE")],
                 f"$O.{EVIDENCE_BUCKET}.>")
+        if service == "documents":
+            user.publish.add(
+                f"Object Store {INVOICE_BUCKET}, read only: the metadata and chunks of a collected file by "
+                "direct get (services/documents/app.py BucketFiles); no consumer, no write, no purge",
+                f"$JS.API.STREAM.MSG.GET.{obj_stream}")
         user.subscribe = _core_rules(service, core)
         users.append(user)
 

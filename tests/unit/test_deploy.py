@@ -364,9 +364,10 @@ def test_collect_jobs_are_the_schedulers_and_invoice_files_the_scrapers(perms: d
     # the scraper replays the jobs it kept aside (`collectors dlq replay`)
     assert publishers(perms, collect_job("sandbox-classic")) == {"scheduler", "scraper"}
     for subject in (f"$O.{INVOICE_BUCKET}.C.nuid", f"$O.{INVOICE_BUCKET}.M.name",
-                    f"$JS.API.STREAM.CREATE.{OBJ_STREAM}", f"$JS.API.STREAM.PURGE.{OBJ_STREAM}",
-                    f"$JS.API.STREAM.MSG.GET.{OBJ_STREAM}"):
+                    f"$JS.API.STREAM.CREATE.{OBJ_STREAM}", f"$JS.API.STREAM.PURGE.{OBJ_STREAM}"):
         assert publishers(perms, subject) == {"scraper"}, subject
+    # the documents service reads each collected file's e-invoice: by direct get only, no write
+    assert publishers(perms, f"$JS.API.STREAM.MSG.GET.{OBJ_STREAM}") == {"scraper", "documents"}
     # nobody else reads the bucket, by any JetStream route: clients download through the scraper's API
     for subject in (f"$JS.API.STREAM.INFO.{OBJ_STREAM}", f"$JS.API.DIRECT.GET.{OBJ_STREAM}",
                     f"$JS.API.CONSUMER.CREATE.{OBJ_STREAM}", f"$JS.API.CONSUMER.CREATE.{OBJ_STREAM}.x.$O.>",
@@ -992,11 +993,13 @@ async def _answers(client: ApiClient, subject: str) -> bool:
 @pytest.mark.browser
 async def test_the_platform_runs_end_to_end_under_these_permissions(
         tmp_path: Path, mongodb_url: str | None, db_prefix: str, keyring: Any) -> None:
-    """The five services, each as its own NATS user, the gateway and the operator: a collection from
-    activation to the PDF download, key rotation, notifications and requests, without one permissions
-    violation."""
+    """The six services, each as its own NATS user, the gateway and the operator: a collection from
+    activation to the PDF download, the documents service reading the file, key rotation,
+    notifications and requests, without one permissions violation."""
     from sandbox.portal import start_portal
     from services.accounts.app import build as build_accounts
+    from services.documents.app import DocumentsSettings
+    from services.documents.app import build as build_documents
     from services.notifier.app import build as build_notifier
     from services.requests.app import build as build_requests
     from services.scheduler.app import build as build_scheduler
@@ -1014,6 +1017,7 @@ async def test_the_platform_runs_end_to_end_under_these_permissions(
                                           **common)),
             build_notifier(Settings(nats_url=server.url("notifier"), **common)),
             build_requests(Settings(nats_url=server.url("requests"), **common)),
+            build_documents(DocumentsSettings(nats_url=server.url("documents"), **common)),
         ]
         client: ApiClient | None = None
         operator: ApiClient | None = None
@@ -1046,6 +1050,17 @@ async def test_the_platform_runs_end_to_end_under_these_permissions(
             chunk = await c.call(Api.SCRAPER_INVOICE_DOWNLOAD, {"tenant_id": "pharma-1",
                                                                 "invoice_id": invoices[0]["id"]})
             assert base64.b64decode(chunk["data"]).startswith(b"%PDF")
+
+            async def extracted() -> dict[str, Any] | None:  # read from the bucket as user `documents`
+                try:
+                    return await c.call(Api.DOCUMENTS_INVOICE_DATA, {"tenant_id": "pharma-1",
+                                                                     "invoice_id": invoices[0]["id"]})
+                except RemoteApiError:
+                    return None
+
+            data = await eventually(extracted, timeout=60, what="the documents service's data")
+            assert not any(w["code"] in ("file_missing", "file_too_large") for w in data["warnings"]), data
+            assert (await c.call(Api.DOCUMENTS_EXPORT, {"tenant_id": "pharma-1"}))["rows"]
 
             rotated = await operator.call(Api.ACCOUNTS_ROTATE_KEYS, {})
             assert rotated["failed"] == 0

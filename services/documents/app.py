@@ -1,0 +1,114 @@
+"""Composition root of the documents service: every dependency is built here, nothing at import."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from faststream.nats import NatsBroker
+from nats.js.errors import NotFoundError
+from nats.js.object_store import ObjectStore
+from pydantic import Field
+
+from services.documents.repository import DocumentRepository
+from services.documents.service import DocumentsService, FileMissing, FileTooLarge, IsolatedExtractor
+from shared import api, events
+from shared.broker import api_handler, consume, event_handler, jetstream, make_broker, serve_api
+from shared.dead_letters import serve_dead_letters
+from shared.mongo import make_mongo_client
+from shared.outbox import OutboxRelay
+from shared.runtime import ServiceRuntime
+from shared.settings import Settings
+from shared.subjects import INVOICE_BUCKET, Api, Events
+
+NAME = "documents"
+
+
+class DocumentsSettings(Settings):
+    # A larger file is not read: its record says so (warning file_too_large). The scraper collects up
+    # to 256 MB at most; a Factur-X invoice is rarely above a few MB.
+    documents_max_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
+    # Extractions at once, each in its own child process (2 cores in the reference deployment).
+    documents_concurrency: int = Field(default=2, ge=1, le=32)
+    # A child that runs longer or needs more address space is killed: warning, not an outage.
+    documents_extract_timeout_s: float = Field(default=20.0, gt=0)
+    documents_extract_memory_mb: int = Field(default=512, ge=64)
+    # Deliveries of one `invoice collected` (a failure on our side: NATS, database) before it is kept
+    # aside as a dead letter; a hostile file is not a failure (it ends as a warning).
+    documents_max_deliver: int = Field(default=5, ge=2)
+
+
+class BucketFiles:
+    """Reads collected files from the invoice bucket, a chunk at a time, refusing one above the limit
+    before reading any of it.
+
+    Only ``$JS.API.STREAM.MSG.GET.OBJ_<bucket>`` is used (the bucket's metadata, then each chunk):
+    read access and nothing else, granted to this service in deploy/nats. nats-py's ``ObjectStore.get``
+    would need a consumer on the bucket's stream, and appends chunk after chunk to a ``bytes`` (a
+    copy of everything read so far per chunk: quadratic on a large file)."""
+
+    def __init__(self, broker: NatsBroker, bucket: str = INVOICE_BUCKET) -> None:
+        self.broker = broker
+        self.bucket = bucket
+        self.stream = f"OBJ_{bucket}"
+
+    async def read(self, key: str, max_bytes: int) -> bytes:
+        js = jetstream(self.broker)
+        store = ObjectStore(name=self.bucket, stream=self.stream, js=js)  # no API call: just names
+        try:
+            info = await store.get_info(key)
+        except NotFoundError as exc:  # ObjectNotFoundError is one
+            raise FileMissing(key) from exc
+        size = int(info.size or 0)
+        if size > max_bytes:
+            raise FileTooLarge(size)
+        subject = f"$O.{self.bucket}.C.{info.nuid}"
+        out, seq, digest = bytearray(), 1, hashlib.sha256()
+        while len(out) < size:
+            try:
+                msg = await js.get_msg(self.stream, seq=seq, subject=subject, next=True)
+            except NotFoundError as exc:
+                raise FileMissing(key) from exc  # fewer bytes than the metadata says: purged meanwhile
+            chunk = msg.data or b""
+            if not chunk or len(out) + len(chunk) > size:
+                raise FileMissing(key)
+            out += chunk
+            digest.update(chunk)
+            seq = int(msg.seq or 0) + 1
+        expected = str(info.digest or "").partition("=")[2]
+        if expected and base64.urlsafe_b64decode(expected + "=" * (-len(expected) % 4)) != digest.digest():
+            raise RuntimeError(f"object {key}: SHA-256 differs from the bucket's metadata")
+        return bytes(out)
+
+
+def build(settings: DocumentsSettings) -> ServiceRuntime:
+    broker = make_broker(settings.nats_url, NAME)
+    db = make_mongo_client(settings.mongodb_url)[settings.database_name(NAME)]
+    repo = DocumentRepository(db)
+    dead_letters = serve_dead_letters(broker, db, NAME)  # events kept aside, `collectors dlq`
+    relay = OutboxRelay(repo.invoice_data, broker)
+    service = DocumentsService(
+        repo, relay, BucketFiles(broker),
+        IsolatedExtractor(timeout_s=settings.documents_extract_timeout_s,
+                          memory_mb=settings.documents_extract_memory_mb),
+        max_file_bytes=settings.documents_max_file_bytes)
+
+    serve_api(broker, Api.DOCUMENTS_INVOICE_DATA, NAME,
+              api_handler(api.InvoiceRef, service.invoice_data, service=NAME))
+    serve_api(broker, Api.DOCUMENTS_EXPORT, NAME, api_handler(api.ExportInvoiceData, service.export, service=NAME))
+
+    # As many fetched as can run: a message waiting in a batch would spend its ack wait queued. The
+    # ack wait covers reading the largest file allowed and the child's whole timeout.
+    consume(broker, Events.INVOICE_COLLECTED.pattern, owner="scraper", durable="documents-extract",
+            handler=event_handler(events.InvoiceCollected, service.invoice_collected, service=NAME,
+                                  keep_aside=dead_letters.keep, max_deliver=settings.documents_max_deliver),
+            max_workers=settings.documents_concurrency, batch_size=settings.documents_concurrency,
+            ack_wait_s=settings.documents_extract_timeout_s + 60.0, max_deliver=settings.documents_max_deliver,
+            description="Collected invoices: read the e-invoice they carry")
+
+    rt = ServiceRuntime(NAME, broker)
+    rt.on_connect.append(repo.create_indexes)
+    rt.on_connect.append(dead_letters.store.create_indexes)
+    rt.background.append(relay.run)
+    rt.extras["service"] = service
+    return rt
