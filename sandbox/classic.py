@@ -218,7 +218,7 @@ async def _invoice_pdf(request: web.Request) -> web.Response:
             if download_is_broken(doc, today):
                 return _html("Erreur", "<p>Le document est momentanément indisponible.</p>", 500)
             return web.Response(
-                body=pdf_for(doc),
+                body=pdf_for(doc, "classic"),
                 content_type="application/pdf",
                 headers={"Content-Disposition": f'attachment; filename="{number}.pdf"'},
             )

@@ -27,12 +27,15 @@ What each profile carries (Factur-X 1.0x; ZUGFeRD 2.x is the same XML with its g
 
 from __future__ import annotations
 
+import io
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 from typing import Final, Literal
 
 import facturx.facturx as _fx  # the module, not the package: its clock and file name are pinned below
@@ -519,12 +522,16 @@ def facturx_pdf(spec: InvoiceSpec, profile: Profile, visible_pdf: bytes, attachm
         "subject": f"{kind} {spec.number} du {spec.issue_date.isoformat()} émise par {spec.seller.name}",
     }
     moment = datetime(spec.issue_date.year, spec.issue_date.month, spec.issue_date.day, tzinfo=UTC)
-    with _pinned_library(moment, attachment_name):
-        result = _fx.generate_from_binary(
-            visible_pdf, xml, flavor="factur-x", level=profile, check_xsd=check_xsd,
-            pdf_metadata=metadata, lang="fr-FR",
+    # Not generate_from_binary: it writes the new PDF into its temporary copy of the input at the
+    # position where pypdf stopped reading, so the result starts with ~1 kB of the old file before
+    # "%PDF-" (akretion/factur-x#24, still so in 7.8 with pypdf 7), which PDF/A forbids. Its
+    # documented workaround is generate_from_file with an output path.
+    with _pinned_library(moment, attachment_name), tempfile.NamedTemporaryFile(suffix=".pdf") as output:
+        _fx.generate_from_file(
+            io.BytesIO(visible_pdf), xml, flavor="factur-x", level=profile, check_xsd=check_xsd,
+            pdf_metadata=metadata, lang="fr-FR", output_pdf_file=output.name,
         )
-    return bytes(result)
+        return Path(output.name).read_bytes()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -620,5 +620,5 @@ def _download(request: web.Request, session: Session, search: Search, argument: 
     doc = found[int(argument)]
     if fault_of(session.login) is Fault.BROKEN_DOWNLOAD and is_broken(documents.index(doc)):
         return _encoded(render_page("Factures.aspx", BROKEN_DOWNLOAD_PAGE, "", "", session.login), 500)
-    return web.Response(body=pdf_for(doc), content_type="application/pdf",
+    return web.Response(body=pdf_for(doc, "legacy"), content_type="application/pdf",
                         headers={"Content-Disposition": f'attachment; filename="{doc.number}.pdf"'})

@@ -192,6 +192,6 @@ async def _pdf(request: web.Request) -> web.Response:
         if doc.number == number:
             if download_is_broken(doc, today):
                 return _error(502, "storage_unavailable", "Document momentanément indisponible.")
-            return web.Response(body=pdf_for(doc), content_type="application/pdf",
+            return web.Response(body=pdf_for(doc, "spa"), content_type="application/pdf",
                                 headers={"Content-Disposition": f'attachment; filename="{number}.pdf"'})
     return _error(404, "not_found")

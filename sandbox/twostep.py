@@ -278,6 +278,6 @@ async def _download(request: web.Request) -> web.Response:
                 return _html(request, "Document indisponible",
                              "<p class=\"alert-error\">Ce document est momentanément indisponible.</p>",
                              account=session.login)
-            return web.Response(body=pdf_for(doc), content_type="application/pdf",
+            return web.Response(body=pdf_for(doc, "twostep"), content_type="application/pdf",
                                 headers={"Content-Disposition": f'inline; filename="{number}.pdf"'})
     raise web.HTTPNotFound()
