@@ -202,6 +202,93 @@ def _compute_totals(spec: InvoiceSpec) -> Totals:
 
 
 # ---------------------------------------------------------------------------------------------
+# What a reader of the generated XML should find, field by field, for a given profile
+
+Syntax = Literal["minimum", "basicwl", "basic", "en16931", "extended", "ubl"]
+
+
+@dataclass(frozen=True)
+class ExpectedParty:
+    name: str
+    siren: str | None
+    siret: str | None
+    vat_id: str | None
+
+
+@dataclass(frozen=True)
+class ExpectedLine:
+    id: str
+    product_code: str
+    product_scheme: str
+    name: str
+    quantity: Decimal
+    unit_code: str
+    net_price: Decimal
+    line_total: Decimal  # BT-131
+    vat_category: str
+    vat_rate: Decimal
+
+
+@dataclass(frozen=True)
+class Expected:
+    """The values :func:`cii_xml` (a profile) or :func:`ubl_xml` (``"ubl"``) write for a spec; None or
+    empty where the profile has no room for the field (module docstring)."""
+    number: str
+    type_code: str
+    issue_date: date
+    currency: str
+    due_date: date | None
+    buyer_reference: str | None
+    preceding_invoice: str | None
+    preceding_invoice_date: date | None
+    seller: ExpectedParty
+    buyer: ExpectedParty
+    line_total: Decimal | None  # BT-106
+    tax_basis_total: Decimal  # BT-109
+    tax_total: Decimal  # BT-110
+    grand_total: Decimal  # BT-112
+    prepaid: Decimal | None  # BT-113
+    due_payable: Decimal  # BT-115
+    vat_breakdown: tuple[VatBreakdown, ...]
+    lines: tuple[ExpectedLine, ...]
+
+
+def expected(spec: InvoiceSpec, syntax: Syntax = "en16931") -> Expected:
+    """What a parser should read back from ``spec`` generated in ``syntax``."""
+    totals = spec.totals()
+    minimum = syntax == "minimum"
+    with_lines = syntax == "ubl" or syntax in LINE_PROFILES
+    return Expected(
+        number=spec.number,
+        type_code=spec.type_code,
+        issue_date=spec.issue_date,
+        currency=spec.currency,
+        due_date=None if minimum else spec.due_date,
+        buyer_reference=spec.buyer_reference,
+        preceding_invoice=None if minimum else spec.preceding_invoice,
+        preceding_invoice_date=None if minimum else spec.preceding_invoice_date,
+        seller=ExpectedParty(name=spec.seller.name, siren=spec.seller.siren,
+                             siret=None if minimum else spec.seller.siret, vat_id=spec.seller.vat_id),
+        # The buyer's SIRET is never written: BT-46 is not used for it here.
+        buyer=ExpectedParty(name=spec.buyer.name, siren=spec.buyer.siren, siret=None,
+                            vat_id=None if minimum else spec.buyer.vat_id),
+        line_total=None if minimum else totals.line_total,
+        tax_basis_total=totals.tax_basis_total,
+        tax_total=totals.tax_total,
+        grand_total=totals.grand_total,
+        prepaid=None if minimum else totals.prepaid,
+        due_payable=totals.due_payable,
+        vat_breakdown=() if minimum else totals.vat_breakdown,
+        lines=tuple(
+            ExpectedLine(id=line.id, product_code=line.product_code, product_scheme=line.product_scheme,
+                         name=line.name, quantity=line.quantity, unit_code=line.unit_code, net_price=line.net_price,
+                         line_total=line.net_amount, vat_category=line.vat_category, vat_rate=line.vat_rate)
+            for line in spec.lines
+        ) if with_lines else (),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # Identifiers: valid check digits (python-stdnum), so an extractor that validates them accepts ours.
 
 def siren_from(seed: int) -> str:

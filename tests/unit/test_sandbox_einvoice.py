@@ -27,10 +27,16 @@ from lxml import etree
 from sandbox.data import documents_for
 from sandbox.einvoice import (
     PROFILES,
+    Expected,
+    ExpectedLine,
+    ExpectedParty,
     InvoiceSpec,
     Profile,
+    Syntax,
+    VatBreakdown,
     cii_xml,
     credit_note_spec,
+    expected,
     facturx_pdf,
     four_rates_spec,
     ubl_xml,
@@ -415,3 +421,138 @@ def test_invoice_spec_is_derived_from_the_document_only() -> None:
     assert [invoice_spec_for(d) for d in docs] == specs
     assert all(isinstance(s, InvoiceSpec) and s.buyer.siren == specs[0].buyer.siren for s in specs)
     assert len({len(s.lines) for s in specs}) > 1  # not one line per document everywhere
+
+
+# --- expected(): what a parser should find, checked against the XML with the standards' paths --------
+
+def _opt(tree: etree._Element, path: str) -> str | None:
+    found = tree.xpath(path, namespaces=NS)
+    assert isinstance(found, list) and len(found) <= 1, path
+    return str(found[0]) if found else None
+
+
+def _opt_date(text: str | None) -> date | None:
+    if text is None:
+        return None
+    return date.fromisoformat(text if "-" in text else f"{text[:4]}-{text[4:6]}-{text[6:]}")
+
+
+def _opt_decimal(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
+def _read_cii(tree: etree._Element) -> Expected:
+    seller, buyer = f"{AGREEMENT}/ram:SellerTradeParty", f"{AGREEMENT}/ram:BuyerTradeParty"
+    lines = []
+    for item in tree.xpath(LINES, namespaces=NS):
+        settlement = "ram:SpecifiedLineTradeSettlement"
+        lines.append(ExpectedLine(
+            id=_text(item, "ram:AssociatedDocumentLineDocument/ram:LineID"),
+            product_code=_text(item, "ram:SpecifiedTradeProduct/ram:GlobalID"),
+            product_scheme=_text(item, "ram:SpecifiedTradeProduct/ram:GlobalID/@schemeID"),
+            name=_text(item, "ram:SpecifiedTradeProduct/ram:Name"),
+            quantity=_decimal(item, "ram:SpecifiedLineTradeDelivery/ram:BilledQuantity"),
+            unit_code=_text(item, "ram:SpecifiedLineTradeDelivery/ram:BilledQuantity/@unitCode"),
+            net_price=_decimal(item, "ram:SpecifiedLineTradeAgreement/ram:NetPriceProductTradePrice/ram:ChargeAmount"),
+            line_total=_decimal(item, f"{settlement}/ram:SpecifiedTradeSettlementLineMonetarySummation/"
+                                      "ram:LineTotalAmount"),
+            vat_category=_text(item, f"{settlement}/ram:ApplicableTradeTax/ram:CategoryCode"),
+            vat_rate=_decimal(item, f"{settlement}/ram:ApplicableTradeTax/ram:RateApplicablePercent"),
+        ))
+    return Expected(
+        number=_text(tree, "//rsm:ExchangedDocument/ram:ID"),
+        type_code=_text(tree, "//rsm:ExchangedDocument/ram:TypeCode"),
+        issue_date=_opt_date(_text(tree, "//rsm:ExchangedDocument/ram:IssueDateTime/udt:DateTimeString")) or date.min,
+        currency=_text(tree, f"{SETTLEMENT}/ram:InvoiceCurrencyCode"),
+        due_date=_opt_date(_opt(tree, f"{SETTLEMENT}/ram:SpecifiedTradePaymentTerms/ram:DueDateDateTime/"
+                                      "udt:DateTimeString/text()")),
+        buyer_reference=_opt(tree, f"{AGREEMENT}/ram:BuyerReference/text()"),
+        preceding_invoice=_opt(tree, f"{SETTLEMENT}/ram:InvoiceReferencedDocument/ram:IssuerAssignedID/text()"),
+        preceding_invoice_date=_opt_date(_opt(tree, f"{SETTLEMENT}/ram:InvoiceReferencedDocument/"
+                                                    "ram:FormattedIssueDateTime/qdt:DateTimeString/text()")),
+        seller=ExpectedParty(
+            name=_text(tree, f"{seller}/ram:Name"),
+            siren=_opt(tree, f"{seller}/ram:SpecifiedLegalOrganization/ram:ID[@schemeID='0002']/text()"),
+            siret=_opt(tree, f"{seller}/ram:GlobalID[@schemeID='0009']/text()"),
+            vat_id=_opt(tree, f"{seller}/ram:SpecifiedTaxRegistration/ram:ID[@schemeID='VA']/text()")),
+        buyer=ExpectedParty(
+            name=_text(tree, f"{buyer}/ram:Name"),
+            siren=_opt(tree, f"{buyer}/ram:SpecifiedLegalOrganization/ram:ID[@schemeID='0002']/text()"),
+            siret=_opt(tree, f"{buyer}/ram:GlobalID[@schemeID='0009']/text()"),
+            vat_id=_opt(tree, f"{buyer}/ram:SpecifiedTaxRegistration/ram:ID[@schemeID='VA']/text()")),
+        line_total=_opt_decimal(_opt(tree, f"{SUMMATION}/ram:LineTotalAmount/text()")),
+        tax_basis_total=_decimal(tree, f"{SUMMATION}/ram:TaxBasisTotalAmount"),
+        tax_total=_decimal(tree, f"{SUMMATION}/ram:TaxTotalAmount"),
+        grand_total=_decimal(tree, f"{SUMMATION}/ram:GrandTotalAmount"),
+        prepaid=_opt_decimal(_opt(tree, f"{SUMMATION}/ram:TotalPrepaidAmount/text()")),
+        due_payable=_decimal(tree, f"{SUMMATION}/ram:DuePayableAmount"),
+        vat_breakdown=tuple(
+            VatBreakdown(category=_text(t, "ram:CategoryCode"), rate=_decimal(t, "ram:RateApplicablePercent"),
+                         basis=_decimal(t, "ram:BasisAmount"), amount=_decimal(t, "ram:CalculatedAmount"))
+            for t in tree.xpath(f"{SETTLEMENT}/ram:ApplicableTradeTax", namespaces=NS)
+        ),
+        lines=tuple(lines),
+    )
+
+
+def _read_ubl(tree: etree._Element) -> Expected:
+    def party(tag: str) -> ExpectedParty:
+        base = f"/*/{tag}/cac:Party"
+        return ExpectedParty(
+            name=_text(tree, f"{base}/cac:PartyLegalEntity/cbc:RegistrationName"),
+            siren=_opt(tree, f"{base}/cac:PartyLegalEntity/cbc:CompanyID[@schemeID='0002']/text()"),
+            siret=_opt(tree, f"{base}/cac:PartyIdentification/cbc:ID[@schemeID='0009']/text()"),
+            vat_id=_opt(tree, f"{base}/cac:PartyTaxScheme/cbc:CompanyID/text()"))
+
+    lines = []
+    for node in tree.xpath("/*/cac:InvoiceLine | /*/cac:CreditNoteLine", namespaces=NS):
+        quantity = "cbc:InvoicedQuantity | cbc:CreditedQuantity"
+        lines.append(ExpectedLine(
+            id=_text(node, "cbc:ID"),
+            product_code=_text(node, "cac:Item/cac:StandardItemIdentification/cbc:ID"),
+            product_scheme=_text(node, "cac:Item/cac:StandardItemIdentification/cbc:ID/@schemeID"),
+            name=_text(node, "cac:Item/cbc:Name"),
+            quantity=_decimal(node, quantity),
+            unit_code=_text(node, f"({quantity})/@unitCode"),
+            net_price=_decimal(node, "cac:Price/cbc:PriceAmount"),
+            line_total=_decimal(node, "cbc:LineExtensionAmount"),
+            vat_category=_text(node, "cac:Item/cac:ClassifiedTaxCategory/cbc:ID"),
+            vat_rate=_decimal(node, "cac:Item/cac:ClassifiedTaxCategory/cbc:Percent"),
+        ))
+    total = "/*/cac:LegalMonetaryTotal"
+    return Expected(
+        number=_text(tree, "/*/cbc:ID"),
+        type_code=_text(tree, "/*/cbc:InvoiceTypeCode | /*/cbc:CreditNoteTypeCode"),
+        issue_date=_opt_date(_text(tree, "/*/cbc:IssueDate")) or date.min,
+        currency=_text(tree, "/*/cbc:DocumentCurrencyCode"),
+        due_date=_opt_date(_opt(tree, "/*/cbc:DueDate/text() | /*/cac:PaymentMeans/cbc:PaymentDueDate/text()")),
+        buyer_reference=_opt(tree, "/*/cbc:BuyerReference/text()"),
+        preceding_invoice=_opt(tree, "/*/cac:BillingReference/cac:InvoiceDocumentReference/cbc:ID/text()"),
+        preceding_invoice_date=_opt_date(_opt(tree, "/*/cac:BillingReference/cac:InvoiceDocumentReference/"
+                                                    "cbc:IssueDate/text()")),
+        seller=party("cac:AccountingSupplierParty"),
+        buyer=party("cac:AccountingCustomerParty"),
+        line_total=_decimal(tree, f"{total}/cbc:LineExtensionAmount"),
+        tax_basis_total=_decimal(tree, f"{total}/cbc:TaxExclusiveAmount"),
+        tax_total=_decimal(tree, "/*/cac:TaxTotal/cbc:TaxAmount"),
+        grand_total=_decimal(tree, f"{total}/cbc:TaxInclusiveAmount"),
+        prepaid=_decimal(tree, f"{total}/cbc:PrepaidAmount"),
+        due_payable=_decimal(tree, f"{total}/cbc:PayableAmount"),
+        vat_breakdown=tuple(
+            VatBreakdown(category=_text(t, "cac:TaxCategory/cbc:ID"), rate=_decimal(t, "cac:TaxCategory/cbc:Percent"),
+                         basis=_decimal(t, "cbc:TaxableAmount"), amount=_decimal(t, "cbc:TaxAmount"))
+            for t in tree.xpath("/*/cac:TaxTotal/cac:TaxSubtotal", namespaces=NS)
+        ),
+        lines=tuple(lines),
+    )
+
+
+@pytest.mark.parametrize("syntax", [*PROFILES, "ubl"])
+@pytest.mark.parametrize("name", SPECS)
+def test_expected_is_what_the_xml_says_field_by_field(name: str, syntax: Syntax) -> None:
+    spec = SPECS[name]()
+    if syntax == "ubl":
+        found = _read_ubl(etree.fromstring(ubl_xml(spec)))
+    else:
+        found = _read_cii(etree.fromstring(cii_xml(spec, syntax)))
+    assert found == expected(spec, syntax)
