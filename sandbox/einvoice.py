@@ -568,7 +568,10 @@ def ubl_xml(spec: InvoiceSpec) -> bytes:
 # the XMP dates) and hard-codes the attachment's file name. The ledger dedups on sha256, so we pin the
 # clock to the document's issue date and the name to the caller's, by swapping the package's two
 # module-level helpers and its name constant for the duration of one call. The lock keeps two threads
-# (a portal in an executor, a test) from seeing each other's pins.
+# (a portal in an executor, a test) from seeing each other's pins. The name constant is also what the
+# package's get_facturx_xml_from_pdf looks for, so it is swapped only for another name (ZUGFeRD's):
+# a reader of that function in another thread of the same process, during those few milliseconds,
+# would look for the wrong name (asyncio code in one thread cannot, as nothing awaits in between).
 _PIN_LOCK = threading.Lock()
 
 
@@ -585,7 +588,8 @@ def _pinned_library(moment: datetime, attachment_name: str) -> Iterator[None]:
     with _PIN_LOCK:
         _fx._get_pdf_timestamp = pdf_timestamp
         _fx._get_metadata_timestamp = lambda: xmp_stamp
-        _fx.FACTURX_FILENAME = attachment_name
+        if attachment_name != original[2]:
+            _fx.FACTURX_FILENAME = attachment_name
         try:
             yield
         finally:
