@@ -26,7 +26,10 @@ Target = Callable[..., Extraction]
 _MAX_REPLY_BYTES = 64 * 1024 * 1024
 
 _context = multiprocessing.get_context("forkserver")
-_context.set_forkserver_preload(["services.documents.einvoice.extract", "facturx.parse_xml"])
+# "__main__" too: the server imports the program's main module once, so a child does not re-run
+# it (multiprocessing re-imports the main module in every child it prepares otherwise: 0.5 s a
+# call under pytest, whose main imports half the world).
+_context.set_forkserver_preload(["__main__", "services.documents.einvoice.extract", "facturx.parse_xml"])
 
 
 def _child_main(conn: Connection, target: Target, filename: str | None, memory_mb: int) -> None:
@@ -75,8 +78,8 @@ def run_in_child(
             process.join(5)
             return _failed(
                 "extraction_crashed",
-                f"the extraction process died ({_describe_exit(process.exitcode)}), "
-                f"probably over its {memory_mb} MB memory limit",
+                f"the extraction process died ({_describe_exit(process.exitcode)}): "
+                f"a crash, or over its {memory_mb} MB memory limit",
             )
         process.join(5)
         try:

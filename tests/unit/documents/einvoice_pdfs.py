@@ -130,3 +130,21 @@ def big_pdf(size: int) -> bytes:
     out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
     out += b"trailer\n<</Size %d/Root 1 0 R>>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
     return bytes(out)
+
+
+def flate_bomb(name: str, decoded_size: int) -> bytes:
+    """A small PDF whose attachment ``name`` inflates to ``decoded_size`` bytes of XML-looking blanks."""
+
+    def build(writer: PdfWriter, root: DictionaryObject) -> None:
+        stream = DecodedStreamObject()
+        stream.set_data(b"<" + b" " * (decoded_size - 1))
+        encoded = stream.flate_encode(level=9)
+        encoded[NameObject("/Type")] = NameObject("/EmbeddedFile")
+        spec = DictionaryObject({
+            NameObject("/Type"): NameObject("/Filespec"),
+            NameObject("/F"): TextStringObject(name),
+            NameObject("/EF"): DictionaryObject({NameObject("/F"): writer._add_object(encoded)}),
+        })
+        root[NameObject("/AF")] = ArrayObject([writer._add_object(spec)])
+
+    return _custom(build)
