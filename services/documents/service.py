@@ -18,7 +18,7 @@ from shared.errors import NotFound
 from shared.events import InvoiceCollected, InvoiceDataExtracted, utcnow
 from shared.invoice_data import Check, DataWarning, EInvoice, Extraction, Listed
 from shared.logging import get_logger
-from shared.outbox import OutboxRelay, outbox_entry
+from shared.outbox import outbox_entry
 from shared.subjects import Events
 
 log = get_logger("collectors.documents")
@@ -41,6 +41,12 @@ class InvoiceFiles(Protocol):
     async def read(self, key: str, max_bytes: int) -> bytes:
         """The object's bytes; FileTooLarge above ``max_bytes`` (before reading it), FileMissing."""
         ...
+
+
+class Outbox(Protocol):
+    """What the use cases need of ``shared.outbox.OutboxRelay``: publish a record's queued events."""
+
+    async def flush(self, doc_filter: dict[str, Any]) -> int: ...
 
 
 class Extractor(Protocol):
@@ -116,7 +122,7 @@ def _parse_cursor(after: str | None) -> tuple[str, str] | None:
 
 
 class DocumentsService:
-    def __init__(self, repo: DocumentRepository, outbox: OutboxRelay, files: InvoiceFiles, extractor: Extractor,
+    def __init__(self, repo: DocumentRepository, outbox: Outbox, files: InvoiceFiles, extractor: Extractor,
                  *, max_file_bytes: int) -> None:
         self.repo = repo
         self.outbox = outbox
