@@ -14,7 +14,7 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from playwright.async_api import Error as PlaywrightError
 
 from services.scraper.browser import launch_browser
 from services.scraper.jobs import WorkerUnavailable
+from services.scraper.kit.stream import browser_user_agent
 from shared.logging import get_logger
 
 log = get_logger("collectors.scraper.browser")
@@ -71,6 +72,7 @@ class BrowserPool:
         self._gave_up: str | None = None
         self._failures: deque[float] = deque()
         self._supervisor: asyncio.Task[None] | None = None
+        self._user_agent: str | None = None
 
     def not_ready(self) -> str | None:
         """Why no job can run now, or None."""
@@ -117,6 +119,24 @@ class BrowserPool:
                 # A dead browser's contexts are gone with it; closing must not hide how the job ended.
                 if await self._check(browser) is None:
                     log.warning("browser_context_not_closed", exc_info=True)
+
+    def job_browser(self, *, har_path: Path | None = None) -> JobBrowser:
+        """A job's context, opened only if its collector asks for a page (``JobBrowser.open``)."""
+        return JobBrowser(self, har_path)
+
+    async def user_agent(self) -> str:
+        """The browser's User-Agent (asked once): what a job's session without a browser sends."""
+        if self._user_agent is None:
+            await self.wait_ready()
+            browser = self._browser
+            if self._gave_up is not None or browser is None:
+                raise BrowserLost(self._gave_up or "no browser")
+            try:
+                self._user_agent = await browser_user_agent(browser)
+            except PlaywrightError as exc:
+                await self._raise_if_lost(browser, exc)
+                raise
+        return self._user_agent
 
     async def verify(self, context: BrowserContext) -> None:
         """Raise BrowserLost if the browser of ``context`` or its driver died: a job that failed is
@@ -239,6 +259,29 @@ class BrowserPool:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(SHUTDOWN_TIMEOUT_S):
                     await playwright.stop()
+
+
+class JobBrowser:
+    """One job's browser context, opened the first time its collector wants a page: most portals
+    are read over HTTP (``kit.session``) and never need one. Closed with the job."""
+
+    def __init__(self, pool: BrowserPool, har_path: Path | None) -> None:
+        self._pool = pool
+        self._har_path = har_path
+        self._stack = AsyncExitStack()
+        self.context: BrowserContext | None = None
+
+    async def open(self) -> BrowserContext:
+        if self.context is None:
+            self.context = await self._stack.enter_async_context(self._pool.context(har_path=self._har_path))
+        return self.context
+
+    async def __aenter__(self) -> JobBrowser:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> bool:
+        # The context's own exit sees how the job ended (a dead browser turns it into BrowserLost).
+        return bool(await self._stack.__aexit__(*exc_info))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -103,9 +103,15 @@ class RunRecorder:
 
     def watch(self, ctx: CollectContext) -> None:
         ctx.http.listen(self._exchanged)
-        if ctx.browser_context is not None and ctx.browser_context not in self._contexts:
-            ctx.browser_context.on("response", self._page_answered)
-            self._contexts.append(ctx.browser_context)
+        if ctx.browser_context is not None:
+            self._watch_pages(ctx.browser_context)
+        elif self._watch_pages not in ctx.context_opened:
+            ctx.context_opened.append(self._watch_pages)  # a job's context opens with its first page
+
+    def _watch_pages(self, context: BrowserContext) -> None:
+        if context not in self._contexts:
+            context.on("response", self._page_answered)
+            self._contexts.append(context)
 
     def stop(self) -> None:
         for context in self._contexts:

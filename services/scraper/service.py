@@ -22,6 +22,7 @@ from services.scraper.downloads import read_slice
 from services.scraper.kit import CollectContext, CollectedDocument, Collector
 from services.scraper.kit.download import document_limit
 from services.scraper.kit.portal_http import PortalHttp
+from services.scraper.kit.session import HttpSession
 from services.scraper.ledger import Ledger, LedgerEntry, object_key
 from services.scraper.runner import RunReport, run_collection
 from services.scraper.runs import FinishedRun, RunKeeper
@@ -129,16 +130,19 @@ class ScraperService:
             async def store(document: CollectedDocument) -> bool:
                 return await self._store(job, document)
 
-            async with self._sessions[job.collector_id], self.browsers.context(har_path=page_har) as context:
-                http = PortalHttp(context, timeout_ms=self.browsers.page_timeout_s * 1000)
-                ctx = CollectContext(browser_context=context, http=http, portal_url=self.portal_url(collector),
+            # The job starts without a browser context (most portals are read over HTTP, kit.session);
+            # one opens only if the collector asks for a page, and the session continues in it.
+            async with (self._sessions[job.collector_id], self.browsers.job_browser(har_path=page_har) as browser,
+                        HttpSession(user_agent=await self.browsers.user_agent()) as session):
+                http = PortalHttp(session, timeout_ms=self.browsers.page_timeout_s * 1000)
+                ctx = CollectContext(open_context=browser.open, http=http, portal_url=self.portal_url(collector),
                                      login=creds.login, password=creds.password, known=known)
                 with document_limit(collector.manifest.max_document_bytes or self.settings.max_document_bytes):
                     report = await run_collection(collector, ctx, store, timeout_s=self.settings.job_timeout_s)
-                if report.outcome is not None:
+                if report.outcome is not None and browser.context is not None:
                     # The portal's or the collector's fault only if our browser outlived the run:
                     # else BrowserLost hands the job back, and no failure is published.
-                    await self.browsers.verify(context)
+                    await self.browsers.verify(browser.context)
         finally:
             forget_secret(creds.password)
         outcome = report.outcome

@@ -122,8 +122,7 @@ class HangOnce:
             self.hanging.add(login)
             try:
                 if login.startswith("page"):
-                    assert ctx.browser_context is not None
-                    page = await ctx.browser_context.new_page()
+                    page = await ctx.open_page()
                     await page.evaluate("new Promise(() => {})")  # only the browser's death ends it
                 await asyncio.sleep(3600)
             finally:

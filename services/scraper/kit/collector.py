@@ -1,9 +1,10 @@
 """The collector plugin protocol.
 
 A collector is a manifest plus an async generator that logs in with the given credentials in a
-fresh browser context and yields every document it finds. It reads the portal over HTTP in that
-context (``ctx.http``: no page, no rendering, the cheap way) or opens the context's page
-(``await ctx.open_page()``) when the portal needs a real browser; both share one session.
+fresh session and yields every document it finds. It reads the portal over HTTP (``ctx.http``: no
+page, no rendering, no browser at all until one is needed: the cheap way) or opens a page
+(``await ctx.open_page()``, which opens the job's browser context) when the portal needs a real
+browser; both share one session.
 Navigation lives in the collector's ``navigation`` module, pure parsing in its ``pages`` module
 (unit-tested on saved pages). Simple portals need no code at all: a
 :class:`~services.scraper.kit.recipe.Recipe` describes them.
@@ -11,7 +12,7 @@ Navigation lives in the collector's ``navigation`` module, pure parsing in its `
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Protocol
@@ -31,8 +32,13 @@ class CollectContext:
     portal_url: str  # base URL to use (the manifest's, or an override such as a local sandbox)
     login: str
     password: str
-    # The job's fresh browser context; or only a ``page`` already open in one.
+    # The job's fresh browser context; or only a ``page`` already open in one; or neither yet, and
+    # ``open_context`` makes it the first time a page is wanted (a job starts without a browser:
+    # ``kit.session``).
     browser_context: BrowserContext | None = None
+    open_context: Callable[[], Awaitable[BrowserContext]] | None = None
+    # Called with the browser context once it is opened (the run's evidence watches its pages).
+    context_opened: list[Callable[[BrowserContext], None]] = field(default_factory=list)
     page: Page | None = None  # opened on demand by ``open_page``
     # The (site, number) of every document the ledger already holds for this account: a collector
     # may skip downloading them (``is_known``; the framework dedups anyway).
@@ -61,11 +67,22 @@ class CollectContext:
     async def open_page(self) -> Page:
         """The context's page, opened on first use (a renderer process: only when needed)."""
         if self.page is None:
-            if self.browser_context is None:
-                raise RuntimeError("no browser context to open a page in")
-            self.page = await self.browser_context.new_page()
+            self.page = await (await self.browser()).new_page()
             self.witness.attach(self.page)
         return self.page
+
+    async def browser(self) -> BrowserContext:
+        """The job's browser context, opened on first use; ``http`` continues in it (its cookies
+        handed over), so a page sees what was done over HTTP before it."""
+        if self.browser_context is None:
+            if self.open_context is None:
+                raise RuntimeError("no browser context to open a page in")
+            context = await self.open_context()
+            await self.http.use_browser(context)
+            self.browser_context = context
+            for opened in self.context_opened:
+                opened(context)
+        return self.browser_context
 
     async def close_page(self) -> None:
         """Close the page once its work is done (the rest over ``http``): its renderer stops
@@ -78,7 +95,10 @@ class CollectContext:
     async def set_cookie(self, name: str, value: str) -> None:
         """A cookie for the portal in the job's context (pages and ``http`` both send it)."""
         if self.browser_context is None:
-            raise RuntimeError("no browser context to set a cookie in")
+            if not self.http.browserless:
+                raise RuntimeError("no browser context to set a cookie in")
+            self.http.set_cookie(name, value, self.base_url)
+            return
         await self.browser_context.add_cookies([{"name": name, "value": value, "url": self.base_url}])
 
     def is_known(self, ref: InvoiceRef) -> bool:

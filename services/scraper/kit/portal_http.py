@@ -29,6 +29,7 @@ from services.scraper.kit.fetch import DEFAULT_TIMEOUT_MS
 from services.scraper.kit.forms import FormSubmission, form_body
 from services.scraper.kit.har import HarRecorder, HarReplay
 from services.scraper.kit.reply import HttpReply, http_url_problem, origin, require_http_url
+from services.scraper.kit.session import HttpSession
 from services.scraper.kit.stream import Download, kept, stream_download
 
 MAX_REDIRECTS = 20
@@ -71,20 +72,47 @@ class PortalHttp:
     never sent, and never taken for the portal's silence.
 
     Made from the browser context (``PortalHttp(context)``) it can also ``download`` documents of
-    any size; from its request client only, it cannot.
+    any size; from its request client only, it cannot. Made from a job's ``HttpSession`` (no
+    browser yet: ``kit.session``) it reads and downloads without one, until ``use_browser`` hands
+    the session over to a context the collector opened a page in.
     """
 
-    def __init__(self, client: BrowserContext | APIRequestContext | None, *, timeout_ms: float = DEFAULT_TIMEOUT_MS,
-                 recorder: HarRecorder | None = None, replay: HarReplay | None = None) -> None:
+    def __init__(self, client: BrowserContext | APIRequestContext | HttpSession | None, *,
+                 timeout_ms: float = DEFAULT_TIMEOUT_MS, recorder: HarRecorder | None = None,
+                 replay: HarReplay | None = None) -> None:
         if client is None and replay is None:
-            raise ValueError("PortalHttp needs a browser context, a request client or a HAR to replay")
+            raise ValueError("PortalHttp needs a browser context, a request client, a session or a HAR to replay")
+        self._session = client if isinstance(client, HttpSession) else None
         self._context = client if isinstance(client, BrowserContext) else None
-        self._request = client.request if isinstance(client, BrowserContext) else client
+        self._request = (client.request if isinstance(client, BrowserContext)
+                         else None if isinstance(client, HttpSession) else client)
         self.timeout_ms = timeout_ms
         self._recorder = recorder
         self._replay = replay
         self._observers: list[Observer] = []
         self._listeners: list[Listener] = []
+
+    @property
+    def browserless(self) -> bool:
+        """Reading the portal with a session of its own: no browser context yet."""
+        return self._session is not None
+
+    async def use_browser(self, context: BrowserContext) -> None:
+        """From now on go through ``context`` (a page was opened in it): the session's cookies go
+        with it, so the page continues what was done over HTTP, and what the page does next
+        (its cookies) is what later requests send."""
+        if self._session is not None:
+            cookies = self._session.cookies_for_browser()
+            if cookies:
+                await context.add_cookies(cookies)
+            self._session = None
+        self._context, self._request = context, context.request
+
+    def set_cookie(self, name: str, value: str, url: str) -> None:
+        """A cookie in the session without a browser (``CollectContext.set_cookie``)."""
+        if self._session is None:
+            raise RuntimeError("set cookies in the browser context once there is one")
+        self._session.set_cookie(name, value, url)
 
     @property
     def recorded_on(self) -> date | None:
@@ -114,10 +142,14 @@ class PortalHttp:
         async def exchange(method: str, hop: str, sent: dict[str, str], body: str | None) -> HttpReply:
             if self._replay is not None:
                 return kept(self._replay.answer(method, hop, body), max_bytes)
-            if self._context is None:
+            if self._session is not None:
+                download = await self._session.download(method, hop, sent, body, max_bytes=max_bytes,
+                                                        timeout_ms=self.timeout_ms)
+            elif self._context is None:
                 raise RuntimeError("downloads need the browser context: PortalHttp(context), not its request client")
-            download = await stream_download(self._context, method, hop, sent, body, max_bytes=max_bytes,
-                                             timeout_ms=self.timeout_ms)
+            else:
+                download = await stream_download(self._context, method, hop, sent, body, max_bytes=max_bytes,
+                                                 timeout_ms=self.timeout_ms)
             if self._recorder is not None and download.status != 0:
                 whole = download.file.read() if download.file is not None else b""
                 self._recorder.add(method, hop, sent, body, HttpReply(download.status, hop, download.headers, whole))
@@ -180,6 +212,11 @@ class PortalHttp:
     async def _exchange(self, method: str, url: str, headers: dict[str, str], body: str | None) -> HttpReply:
         if self._replay is not None:
             return self._replay.answer(method, url, body)
+        if self._session is not None:
+            reply = await self._session.exchange(method, url, headers, body, timeout_ms=self.timeout_ms)
+            if self._recorder is not None:
+                self._recorder.add(method, url, headers, body, reply)
+            return reply
         assert self._request is not None
         try:
             response = await self._request.fetch(url, method=method, headers=headers, data=body,

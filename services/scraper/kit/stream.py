@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from email.utils import mktime_tz, parsedate_tz
 from typing import Literal
 from urllib.parse import urlsplit
 
 import aiohttp
-from multidict import CIMultiDictProxy
 from playwright._impl._api_structures import SetCookieParam  # add_cookies' type, not exported
 from playwright.async_api import Browser, BrowserContext
 from playwright.async_api import Error as PlaywrightError
@@ -65,8 +64,10 @@ _user_agents: weakref.WeakKeyDictionary[Browser, str] = weakref.WeakKeyDictionar
 async def user_agent(context: BrowserContext) -> str | None:
     """What Playwright's request client sends as User-Agent: the browser's own (asked once)."""
     browser = context.browser
-    if browser is None:
-        return None
+    return None if browser is None else await browser_user_agent(browser)
+
+
+async def browser_user_agent(browser: Browser) -> str:
     if browser not in _user_agents:
         session = await browser.new_browser_cdp_session()
         try:
@@ -138,8 +139,9 @@ async def _keep_cookies(context: BrowserContext, url: str, headers: list[str]) -
                     raise exc from None  # not the cookie: our browser is gone
 
 
-def _merged(headers: CIMultiDictProxy[str]) -> dict[str, str]:
-    """Lower-case names, repeated headers joined as Playwright joins them."""
+def merged_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Lower-case names, repeated headers joined as Playwright joins them (``Set-Cookie`` by a
+    newline, the others by a comma)."""
     merged: dict[str, str] = {}
     for name, value in headers.items():
         key = name.lower()
@@ -148,9 +150,12 @@ def _merged(headers: CIMultiDictProxy[str]) -> dict[str, str]:
 
 
 async def stream_download(context: BrowserContext, method: str, url: str, headers: Mapping[str, str],
-                          body: str | None, *, max_bytes: int, timeout_ms: float) -> Download:
-    """One exchange (no redirect followed), its body kept in a file up to ``max_bytes``: past that,
-    or if the portal announces more, the download stops and is ``cut_at`` the limit.
+                          body: str | None, *, max_bytes: int, timeout_ms: float,
+                          session: aiohttp.ClientSession | None = None) -> Download:
+    """One exchange (no redirect followed) with the browser context's cookies, its body kept in a
+    file up to ``max_bytes``: past that, or if the portal announces more, the download stops and is
+    ``cut_at`` the limit. ``session``: the connection pool to send it on (one per job keeps the
+    connection alive across downloads; without it, one is made for this download).
 
     Raises only if the browser context is gone (our failure); no answer at all is ``status == 0``.
     """
@@ -159,14 +164,28 @@ async def stream_download(context: BrowserContext, method: str, url: str, header
     cookies = await context.cookies([url])
     if cookies and "cookie" not in sent:
         sent["cookie"] = "; ".join(f"{c['name']}={c['value']}" if c["name"] else c["value"] for c in cookies)
+    if session is not None:
+        return await read_into_file(session, method, url, sent, body, max_bytes=max_bytes, timeout_ms=timeout_ms,
+                                    keep=lambda at, found: _keep_cookies(context, at, found))
+    # Cookies are the browser context's (sent above, kept below), never a jar of aiohttp's own.
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as own:
+        return await read_into_file(own, method, url, sent, body, max_bytes=max_bytes, timeout_ms=timeout_ms,
+                                    keep=lambda at, found: _keep_cookies(context, at, found))
+
+
+async def read_into_file(session: aiohttp.ClientSession, method: str, url: str, sent: Mapping[str, str],
+                         body: str | None, *, max_bytes: int, timeout_ms: float,
+                         keep: Callable[[str, list[str]], Awaitable[None]] | None = None) -> Download:
+    """Send one exchange on ``session`` and stream its body into a file up to ``max_bytes``;
+    ``keep(url, set-cookie headers)`` hands the answer's cookies to whoever keeps them (a session
+    with its own jar needs none). No answer at all is ``status == 0``."""
     file = DocumentBody()
     try:
-        # Cookies are the browser context's (sent above, kept below), never a jar of aiohttp's own.
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(),
-                                         timeout=aiohttp.ClientTimeout(total=timeout_ms / 1000)) as session, \
-                session.request(method, url, headers=sent, data=body, allow_redirects=False) as response:
-            await _keep_cookies(context, str(response.url), response.headers.getall("set-cookie", []))
-            answered = _merged(response.headers)
+        async with session.request(method, url, headers=dict(sent), data=body, allow_redirects=False,
+                                   timeout=aiohttp.ClientTimeout(total=timeout_ms / 1000)) as response:
+            if keep is not None:
+                await keep(str(response.url), response.headers.getall("set-cookie", []))
+            answered = merged_headers(response.headers)
             if (declared_length(answered) or 0) > max_bytes:
                 file.close()
                 return Download(status=response.status, url=url, headers=answered, body=b"", cut_at=max_bytes)
