@@ -64,9 +64,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SELF = Path(__file__).resolve()
 sys.path.insert(0, str(ROOT))
 
+from shared.subjects import SERVICES  # noqa: E402  (after the path: run from a checkout)
+
 STYLES = {"classic": "sandbox-classic", "twostep": "sandbox-twostep", "spa": "sandbox-spa",
           "legacy": "sandbox-legacy"}
-SERVICE_NAMES = ("accounts", "scheduler", "scraper", "notifier", "requests")
+SERVICE_NAMES = SERVICES  # every service `collectors up` runs
 SETTLED = {"ok", "action_required", "retrying", "maintenance", "deleted"}
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 DEFAULT_CONCURRENCY = 4  # ScraperSettings.concurrency's default (checked at start)
@@ -180,6 +182,9 @@ class Platform:
     root: Path
     concurrency: int | None
     per_job_browser: bool = False
+    # (style, login) of every account the phases will create: the sandbox renders their PDFs before
+    # it serves (sandbox/prepare.py), so a supplier's work does not count against the platform's.
+    prepared: list[tuple[str, str]] = field(default_factory=list)
     nats: Any = None
     procs: dict[str, Proc] = field(default_factory=dict)
 
@@ -199,8 +204,11 @@ class Platform:
         base = {**os.environ, "NATS_URL": self.nats.url, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
         for name in ("MONGODB_URL", "COLLECTORS_MONGODB_URL", "COLLECTORS_IN_MEMORY", "COLLECTORS_CONCURRENCY"):
             base.pop(name, None)
+        prepare_file = self.root / "sandbox-logins.tsv"
+        prepare_file.write_text("".join(f"{style}\t{login}\n" for style, login in self.prepared), encoding="utf-8")
         self.procs["sandbox"] = Proc("sandbox", [sys.executable, "-m", "sandbox", "--host", "127.0.0.1",
-                                                 "--port", str(sandbox_port)], base, self.root / "sandbox.log")
+                                                 "--port", str(sandbox_port), "--prepare", str(prepare_file)],
+                                     base, self.root / "sandbox.log")
         keys = new_key_entry("bench1")
         for service in SERVICE_NAMES:
             env = {**base, "COLLECTORS_DATA_DIR": str(self.root / service), "COLLECTORS_CREDENTIAL_KEYS": keys,
@@ -214,7 +222,7 @@ class Platform:
             self.procs[service] = Proc(service, argv, env, self.root / f"{service}.log")
         for proc in self.procs.values():
             proc.start()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 300  # rendering first: ~7 ms a Factur-X PDF
         while not port_open(sandbox_port):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the sandbox did not start; log: {self.root / 'sandbox.log'}")
@@ -453,11 +461,11 @@ async def wait_ready(client: Any, styles: list[str], timeout: float = 90.0) -> N
 
 
 @contextlib.asynccontextmanager
-async def platform_up(root: Path, concurrency: int | None, per_job: bool,
-                      styles: list[str]) -> AsyncIterator[tuple[Platform, Any, Observer]]:
+async def platform_up(root: Path, concurrency: int | None, per_job: bool, styles: list[str],
+                      prepared: list[tuple[str, str]]) -> AsyncIterator[tuple[Platform, Any, Observer]]:
     from shared.client import ApiClient
 
-    platform = Platform(root, concurrency, per_job_browser=per_job)
+    platform = Platform(root, concurrency, per_job_browser=per_job, prepared=prepared)
     observer = Observer()
     client = None
     try:
@@ -489,8 +497,13 @@ async def bench(args: argparse.Namespace, styles: list[str], work: Path) -> dict
 
     async def phases_on(root: Path, per_job: bool, names: list[tuple[str, list[str]]]) -> list[dict[str, Any]]:
         out = []
-        async with platform_up(root, args.concurrency, per_job, styles) as (platform, client, observer):
-            warm = await run_phase(platform, client, observer, "warmup" + ("-b" if per_job else ""), styles, 1,
+        warmup = "warmup" + ("-b" if per_job else "")
+        planned = [*plan(warmup, styles, 1, run, None),
+                   *(p for name, phase_styles in names
+                     for p in plan(name, phase_styles, args.accounts_per_style, run, args.fault))]
+        async with platform_up(root, args.concurrency, per_job, styles,
+                               [(p.style, p.login) for p in planned]) as (platform, client, observer):
+            warm = await run_phase(platform, client, observer, warmup, styles, 1,
                                    run, None, concurrency, args.phase_timeout)
             say(f"  warm-up: {warm['verified']}/{warm['accounts']} in {warm['wall_s']} s (not counted)")
             for name, phase_styles in names:

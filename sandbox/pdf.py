@@ -56,7 +56,8 @@ def _french_amount(doc: SandboxDocument) -> str:
     return f"{int(whole):,}".replace(",", " ") + f",{cents} {doc.currency}"
 
 
-@lru_cache(maxsize=8192)
+# Enough for every document of a whole pipeline benchmark (`--prepare`), ~10 kB each.
+@lru_cache(maxsize=32768)
 def pdf_for(doc: SandboxDocument, style: str | None = None) -> bytes:
     """The PDF ``style``'s portal serves for ``doc`` (module docstring). Cached: the Factur-X ones
     cost a few milliseconds each, and benchmarks download the same documents over and over."""

@@ -20,6 +20,7 @@ from services.scraper import metrics
 from services.scraper.browsers import BrowserPool
 from services.scraper.downloads import read_slice
 from services.scraper.kit import CollectContext, CollectedDocument, Collector
+from services.scraper.kit.body import HEAD_BYTES
 from services.scraper.kit.download import document_limit
 from services.scraper.kit.portal_http import PortalHttp
 from services.scraper.kit.session import HttpSession
@@ -179,7 +180,10 @@ class ScraperService:
         # The file goes first (content-addressed, so a retry rewrites the same object): a ledger
         # entry never points at a missing file.
         # Read from its spooled file in chunks: a large PDF never sits whole in the worker's memory.
-        await self.store().put(object_key(job.tenant_id, job.account_id, document.sha256), document.open())
+        # A small one is in memory already (its head): as bytes, nats-py reads it without handing each
+        # chunk to a thread (it does for a file).
+        data = document.content if document.size <= HEAD_BYTES else document.open()
+        await self.store().put(object_key(job.tenant_id, job.account_id, document.sha256), data)
         evt = await self.ledger.record(job.tenant_id, job.account_id, job.collector_id, document, utcnow())
         if evt is None:
             return False
