@@ -1,11 +1,15 @@
-"""``extract_isolated``: ``extract`` in a child process with a memory ceiling and a deadline.
+"""``extract_isolated``: ``extract`` in a worker process with a memory ceiling and a deadline.
 
 A parser bug or a hostile file can still exhaust memory or spin inside C code (libxml2, zlib)
-where no Python limit reaches; in a child with ``RLIMIT_AS`` and a kill at the deadline, the
+where no Python limit reaches; in a worker with ``RLIMIT_AS`` and a kill at the deadline, the
 worst it does is die, and the caller (the documents service) reads a warning instead.
 
-The child comes from a forkserver that has already imported the extractor, so a call costs a
-fork, not a fresh interpreter (``spawn`` re-imports lxml, pypdf, pydantic and factur-x every time).
+Workers are kept between documents: a fresh process per document cost ~0.45 s here, because
+multiprocessing re-runs the parent's main script in every child it starts (Python 3.11's
+forkserver does not honour a "__main__" preload) and the child compiles the XSD schemas again.
+A worker that crashed, timed out or served ``MAX_DOCUMENTS_PER_WORKER`` documents is replaced;
+one that answered goes back to the idle list. Workers come from a forkserver (never a fork of
+the service itself, whose threads and event loop must not be copied).
 """
 
 from __future__ import annotations
@@ -14,31 +18,85 @@ import asyncio
 import multiprocessing
 import resource
 import signal
+import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 
 from shared.invoice_data import DataWarning, Extraction
 
 Target = Callable[..., Extraction]
 
-# The reply of a child is the model's JSON; past this it is a child gone wrong, not an invoice.
+# The reply of a worker is the model's JSON; past this it is a worker gone wrong, not an invoice.
 _MAX_REPLY_BYTES = 64 * 1024 * 1024
+# Recycled now and then, so one document's heap fragmentation does not weigh on the next thousand.
+MAX_DOCUMENTS_PER_WORKER = 500
 
 _context = multiprocessing.get_context("forkserver")
-# "__main__" too: the server imports the program's main module once, so a child does not re-run
-# it (multiprocessing re-imports the main module in every child it prepares otherwise: 0.5 s a
-# call under pytest, whose main imports half the world).
-_context.set_forkserver_preload(["__main__", "services.documents.einvoice.extract", "facturx.parse_xml"])
+_context.set_forkserver_preload(["services.documents.einvoice.extract", "facturx.parse_xml"])
 
 
-def _child_main(conn: Connection, target: Target, filename: str | None, memory_mb: int) -> None:
+def _worker_main(conn: Connection, memory_mb: int) -> None:
     limit = memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    data = conn.recv_bytes()
-    result = target(data, filename=filename)
-    conn.send_bytes(result.model_dump_json().encode())
-    conn.close()
+    while True:
+        try:
+            target, filename = conn.recv()
+        except EOFError:  # the parent closed its end: this worker is retired
+            return
+        data = conn.recv_bytes()
+        result = target(data, filename=filename)
+        conn.send_bytes(result.model_dump_json().encode())
+        del data, result
+
+
+class _Worker:
+    def __init__(self, memory_mb: int) -> None:
+        self.memory_mb = memory_mb
+        self.conn, child = _context.Pipe(duplex=True)
+        self.process: BaseProcess = _context.Process(target=_worker_main, args=(child, memory_mb), daemon=True)
+        self.process.start()
+        child.close()
+        self.served = 0
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(5)
+        self.conn.close()
+
+
+_idle: dict[int, list[_Worker]] = {}
+_idle_lock = threading.Lock()
+
+
+def _take(memory_mb: int) -> _Worker:
+    with _idle_lock:
+        pool = _idle.setdefault(memory_mb, [])
+        while pool:
+            worker = pool.pop()
+            if worker.process.is_alive():
+                return worker
+            worker.stop()
+    return _Worker(memory_mb)
+
+
+def _give_back(worker: _Worker) -> None:
+    if worker.served >= MAX_DOCUMENTS_PER_WORKER:
+        worker.stop()
+        return
+    with _idle_lock:
+        _idle.setdefault(worker.memory_mb, []).append(worker)
+
+
+def shutdown_workers() -> None:
+    """Stops the idle workers (a stopping service; tests). Busy ones stop when their call ends."""
+    with _idle_lock:
+        workers = [w for pool in _idle.values() for w in pool]
+        _idle.clear()
+    for worker in workers:
+        worker.stop()
 
 
 def _failed(code: str, message: str) -> Extraction:
@@ -59,50 +117,47 @@ def _describe_exit(exitcode: int | None) -> str:
 def run_in_child(
     target: Target, data: bytes, *, filename: str | None = None, timeout_s: float = 20.0, memory_mb: int = 512
 ) -> Extraction:
-    """``target(data, filename=...)`` in a forkserver child; blocking. ``target`` must be importable
+    """``target(data, filename=...)`` in a worker process; blocking. ``target`` must be importable
     by name (a module-level function): tests pass misbehaving ones."""
     deadline = time.monotonic() + timeout_s
-    parent, child = _context.Pipe(duplex=True)
-    process = _context.Process(target=_child_main, args=(child, target, filename, memory_mb), daemon=True)
+    worker = _take(memory_mb)
+    answered = False
     try:
-        process.start()
-        child.close()
         try:
-            parent.send_bytes(data)
-            if not parent.poll(max(0.0, deadline - time.monotonic())):
-                process.kill()
-                process.join(5)
+            worker.conn.send((target, filename))
+            worker.conn.send_bytes(data)
+            if not worker.conn.poll(max(0.0, deadline - time.monotonic())):
                 return _failed("extraction_timeout", f"extraction took more than {timeout_s:g} s; stopped")
-            reply = parent.recv_bytes(_MAX_REPLY_BYTES)
-        except (EOFError, BrokenPipeError, ConnectionResetError, OSError):
-            process.join(5)
+            reply = worker.conn.recv_bytes(_MAX_REPLY_BYTES)
+        except (EOFError, OSError):
+            worker.process.join(5)
             return _failed(
                 "extraction_crashed",
-                f"the extraction process died ({_describe_exit(process.exitcode)}): "
-                f"a crash, or over its {memory_mb} MB memory limit",
+                f"the extraction process died ({_describe_exit(worker.process.exitcode)})"
+                f": a crash, or over its {memory_mb} MB memory limit",
             )
-        process.join(5)
+        answered = True
+        worker.served += 1
         try:
             return Extraction.model_validate_json(reply)
         except ValueError as exc:
+            answered = False
             return _failed("extraction_crashed", f"the extraction process replied nonsense: {exc}")
     finally:
-        if process.is_alive():
-            process.kill()
-            process.join(5)
-        parent.close()
-        if process.exitcode is not None:
-            process.close()
+        if answered:
+            _give_back(worker)
+        else:
+            worker.stop()
 
 
 async def extract_isolated(
     data: bytes, *, filename: str | None = None, timeout_s: float = 20.0, memory_mb: int = 512
 ) -> Extraction:
-    """``extract(data)`` in a child process limited to ``memory_mb`` of address space and ``timeout_s``.
+    """``extract(data)`` in a worker process limited to ``memory_mb`` of address space and ``timeout_s``.
 
-    A child that is killed, crashes or times out gives ``Extraction(source="none")`` with an
+    A worker that is killed, crashes or times out gives ``Extraction(source="none")`` with an
     ``extraction_timeout`` / ``extraction_crashed`` warning; the caller never sees the exception.
-    The wait runs in a thread: cancelling the awaiting task leaves the child to its deadline.
+    The wait runs in a thread: cancelling the awaiting task leaves the worker to its deadline.
     """
     from services.documents.einvoice.extract import extract
 

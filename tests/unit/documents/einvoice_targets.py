@@ -29,3 +29,7 @@ def hog(data: bytes, *, filename: str | None = None) -> Extraction:
 
 def echo(data: bytes, *, filename: str | None = None) -> Extraction:
     return Extraction(source="none", attachment=filename)
+
+
+def pid(data: bytes, *, filename: str | None = None) -> Extraction:
+    return Extraction(source="none", attachment=str(os.getpid()))

@@ -68,3 +68,13 @@ def test_concurrent_calls() -> None:
 
     results = asyncio.run(both())
     assert [r.invoice.profile for r in results] == ["MINIMUM", "BASIC", "EXTENDED"]  # type: ignore[attr-defined]
+
+
+def test_a_worker_serves_many_documents_and_a_failed_one_is_replaced() -> None:
+    first = run_in_child(targets.pid, b"x").attachment
+    assert run_in_child(targets.pid, b"x").attachment == first  # kept: no process start per document
+    assert _codes(run_in_child(targets.abort, b"x")) == ["extraction_crashed"]
+    replaced = run_in_child(targets.pid, b"x").attachment
+    assert replaced != first
+    assert _codes(run_in_child(targets.hang, b"x", timeout_s=0.5)) == ["extraction_timeout"]
+    assert run_in_child(targets.pid, b"x").attachment not in (first, replaced)
