@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import csv
 import hashlib
+import io
 import json
 import logging
 import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,10 +23,11 @@ from collectors import output
 from collectors.api_call import DEFAULT_NATS, JsonOpt, NatsOpt, T, run_api
 from collectors.dev import app as dev_app
 from collectors.dlq import app as dlq_app
+from collectors.documents import app as documents_app
 from collectors.fleet import fleet as fleet_cmd
 from collectors.output import console, emit, err_console, fail, record, shown, table
 from collectors.runs import app as runs_app
-from shared.api import INVOICE_CHUNK_BYTES
+from shared.api import INVOICE_CHUNK_BYTES, ExportRow
 from shared.client import ApiClient
 from shared.errors import RemoteApiError
 from shared.subjects import SERVICES, Api
@@ -43,6 +47,7 @@ app.add_typer(dev_app, name="dev")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(runs_app, name="runs")
 app.add_typer(notifications_app, name="notifications")
+app.add_typer(documents_app, name="documents")
 app.command("fleet")(fleet_cmd)
 
 TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="Pharmacy (tenant) id.")]
@@ -324,6 +329,124 @@ def invoices_download(
 
     data = run_api(as_json, nats_url, work)
     emit(data, as_json, lambda d: console.print(f"{shown(d['number'])} → {shown(d['path'])} ({d['size']} bytes)"))
+
+
+INVOICE_KEYS = ["id", "number", "site", "issue_date", "amount", "currency", "kind", "account_id", "collector_id",
+                "size", "sha256", "collected_at", "data_source", "attachment"]
+
+
+@invoices_app.command("show")
+def invoices_show(
+    invoice_id: str, tenant: TenantOpt, as_json: JsonOpt = False, nats_url: NatsOpt = DEFAULT_NATS,
+) -> None:
+    """One invoice: what the portal listed, and the data read from its e-invoice (source, seller,
+    totals, VAT by rate, lines), its checks and warnings."""
+    async def work(c: ApiClient) -> dict[str, Any]:
+        ref = {"tenant_id": tenant, "invoice_id": invoice_id}
+        invoice = await c.call(Api.SCRAPER_INVOICE_GET, ref)
+        try:
+            data: dict[str, Any] | None = await c.call(Api.DOCUMENTS_INVOICE_DATA, ref)
+        except RemoteApiError as exc:
+            if exc.remote_code != "not_found":
+                raise
+            data = None  # collected, not read yet (or collected before the documents service)
+        return {**invoice, "data_source": data["source"] if data else None,
+                "attachment": data["attachment"] if data else None, "data": data["data"] if data else None,
+                "data_warnings": data["warnings"] if data else [], "checks": data["checks"] if data else []}
+
+    emit(run_api(as_json, nats_url, work), as_json, _show_invoice)
+
+
+def _show_invoice(d: dict[str, Any]) -> None:
+    record({**d, "data_source": d["data_source"] or "not read yet"}, INVOICE_KEYS)
+    inv = d["data"]
+    if inv:
+        console.print()
+        record({"seller": inv["seller"]["name"], "seller SIREN": inv["seller"]["siren"],
+                "seller VAT id": inv["seller"]["vat_id"], "buyer": inv["buyer"]["name"], "profile": inv["profile"],
+                "type code": inv["type_code"], "due date": inv["due_date"],
+                "preceding invoice": inv["preceding_invoice"],
+                **{k.replace("_", " "): v for k, v in inv["totals"].items()}},
+               ["seller", "seller SIREN", "seller VAT id", "buyer", "profile", "type code", "due date",
+                "preceding invoice", "line total", "tax basis", "tax total", "grand total", "prepaid", "due"])
+        if inv["vat_breakdown"]:
+            table(inv["vat_breakdown"], [("category", "VAT"), ("rate", "rate %"), ("basis", "basis"),
+                                         ("amount", "VAT amount")], title="VAT by rate")
+        if inv["lines"]:
+            table(inv["lines"], [("id", "line"), ("product_code", "code"), ("name", "product"), ("quantity", "qty"),
+                                 ("net_price", "net price"), ("line_total", "total"), ("vat_rate", "VAT %")],
+                  title=f"{len(inv['lines'])} lines")
+    if d["checks"]:
+        table(d["checks"], [("name", "check"), ("ok", "ok"), ("detail", "detail")], title="Checks")
+    if d["data_warnings"]:
+        table(d["data_warnings"], [("code", "warning"), ("field", "field"), ("message", "message")],
+              title="Data warnings")
+
+
+EXPORT_COLUMNS = list(ExportRow.model_fields)
+
+
+def _iso_date(value: str | None, option: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise typer.BadParameter("a date as YYYY-MM-DD", param_hint=option) from None
+
+
+@invoices_app.command("export")
+def invoices_export(
+    tenant: TenantOpt,
+    date_from: Annotated[str | None, typer.Option("--from", help="First issue date (YYYY-MM-DD).")] = None,
+    date_to: Annotated[str | None, typer.Option("--to", help="Last issue date (YYYY-MM-DD), included.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv (a header row) or jsonl (one object a line).")] = "csv",
+    out: Annotated[Path | None, typer.Option("-o", "--output", help="File to write (default: stdout).")] = None,
+    nats_url: NatsOpt = DEFAULT_NATS,
+) -> None:
+    """The pharmacy's invoices for its accountant: one row per invoice and VAT rate, amounts as exact
+    decimals; an invoice without structured data has one row with the portal's amount (source none)."""
+    if fmt not in ("csv", "jsonl"):
+        raise typer.BadParameter("csv or jsonl", param_hint="--format")
+    request: dict[str, Any] = {"tenant_id": tenant}
+    for key, value, option in (("from", date_from, "--from"), ("to", date_to, "--to")):
+        if (day := _iso_date(value, option)) is not None:
+            request[key] = day
+
+    async def work(c: ApiClient) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        page = dict(request)
+        while True:  # the service answers in pages that fit a NATS message
+            reply = await c.call(Api.DOCUMENTS_EXPORT, page)
+            rows += reply["rows"]
+            if not reply.get("next"):
+                return rows
+            page = {**request, "after": reply["next"]}
+
+    rows = run_api(False, nats_url, work)
+    text = export_text(rows, fmt)
+    if out is None:
+        sys.stdout.write(text)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".part")
+    tmp.write_text(text, encoding="utf-8", newline="")
+    os.replace(tmp, out)
+    invoices = len({r["invoice_id"] for r in rows})
+    err_console.print(f"{len(rows)} rows ({invoices} invoices) written to {shown(out)}")
+
+
+def export_text(rows: list[dict[str, Any]], fmt: str) -> str:
+    """CSV (RFC 4180 as the csv module writes it: commas, quoted when needed, a header) or JSON lines;
+    amounts stay the service's exact decimal strings, an absent value is an empty cell (or null)."""
+    if fmt == "jsonl":
+        return "".join(json.dumps({k: r.get(k) for k in EXPORT_COLUMNS}, ensure_ascii=False) + "\n" for r in rows)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(EXPORT_COLUMNS)
+    for r in rows:
+        writer.writerow(["" if r.get(k) is None else r[k] for k in EXPORT_COLUMNS])
+    return buffer.getvalue()
 
 
 # --- requests --------------------------------------------------------------------------------

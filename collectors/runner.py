@@ -100,6 +100,7 @@ async def run_demo(data_dir: Path, *, as_json: bool, timeout: float, nats_port: 
             ids = await seed_demo(client, say)
             accounts = await _wait_first_round(client, set(ids), say)
             invoices = await client.call(Api.SCRAPER_INVOICES_LIST, {"tenant_id": DEMO_TENANT, "limit": 10000})
+            read, with_data = await _wait_invoice_data(client, {i["id"] for i in invoices["invoices"]}, say)
     except TimeoutError:
         err_console.print(f"[red]demo did not finish within {timeout:.0f} s[/]")
         return 1
@@ -109,14 +110,42 @@ async def run_demo(data_dir: Path, *, as_json: bool, timeout: float, nats_port: 
     elapsed = time.monotonic() - started
     count = len(invoices["invoices"])
     if as_json:
-        sys.stdout.write(json.dumps({"accounts": accounts, "invoices": count,
-                                     "elapsed_s": round(elapsed, 2)}, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps({"accounts": accounts, "invoices": count, "invoices_read": read,
+                                     "invoices_with_data": with_data, "elapsed_s": round(elapsed, 2)},
+                                    ensure_ascii=False) + "\n")
     else:
         for a in accounts:
             console.print(f"{a['collector_id']:<20} {a['login']:<24} {a['status']:<16} "
                           f"{a['invoice_count']:>4} invoices  {a['message']}")
-        console.print(f"{count} invoices collected for tenant '{DEMO_TENANT}' in {elapsed:.1f} s")
+        console.print(f"{count} invoices collected for tenant '{DEMO_TENANT}' in {elapsed:.1f} s; "
+                      f"{with_data} carry structured data (e-invoice), {read} read by the documents service")
     return 0 if accounts and all(a["status"] == "ok" for a in accounts) else 1
+
+
+# How long the demo waits, after the first round, for the documents service to read what was collected.
+DATA_CATCH_UP_S = 30.0
+
+
+async def _wait_invoice_data(client: ApiClient, ids: set[str], say: Any,
+                             wait_s: float = DATA_CATCH_UP_S) -> tuple[int, int]:
+    """(invoices the documents service has read, those with structured data, i.e. source != none),
+    once it has read every one of ``ids`` or after ``wait_s``: extraction trails collection."""
+    deadline = asyncio.get_running_loop().time() + wait_s
+    while True:
+        sources: dict[str, str] = {}
+        request: dict[str, Any] = {"tenant_id": DEMO_TENANT}
+        while True:
+            reply = await client.call(Api.DOCUMENTS_EXPORT, request)
+            sources.update({r["invoice_id"]: r["source"] for r in reply["rows"]})
+            if not reply.get("next"):
+                break
+            request = {"tenant_id": DEMO_TENANT, "after": reply["next"]}
+        read = ids & set(sources)
+        if read == ids or asyncio.get_running_loop().time() >= deadline:
+            if read != ids:
+                say(f"documents: {len(read)}/{len(ids)} invoices read after {wait_s:.0f} s")
+            return len(read), sum(1 for i in read if sources[i] != "none")
+        await asyncio.sleep(0.5)
 
 
 async def _wait_first_round(client: ApiClient, ids: set[str], say: Any) -> list[dict[str, Any]]:
