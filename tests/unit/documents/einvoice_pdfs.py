@@ -148,3 +148,17 @@ def flate_bomb(name: str, decoded_size: int) -> bytes:
         root[NameObject("/AF")] = ArrayObject([writer._add_object(spec)])
 
     return _custom(build)
+
+
+def af_then_name_tree(af: tuple[str, bytes], named: tuple[str, bytes]) -> bytes:
+    """``af`` in the catalog's /AF array (walked first), ``named`` in the EmbeddedFiles name tree:
+    a name tree alone is sorted by name, so it cannot put zugferd-invoice.xml before factur-x.xml."""
+
+    def build(writer: PdfWriter, root: DictionaryObject) -> None:
+        root[NameObject("/AF")] = ArrayObject([_filespec(writer, *af)])
+        leaf = writer._add_object(DictionaryObject({
+            NameObject("/Names"): ArrayObject([TextStringObject(named[0]), _filespec(writer, *named)]),
+        }))
+        root[NameObject("/Names")] = DictionaryObject({NameObject("/EmbeddedFiles"): leaf})
+
+    return _custom(build)

@@ -37,13 +37,16 @@ def test_names_are_case_insensitive(name: str, source: str) -> None:
 
 
 def test_factur_x_wins_over_zugferd_whatever_the_order() -> None:
-    fx = gen.cii_xml(gen.four_rates_spec(), "en16931")
-    zf = gen.cii_xml(gen.credit_note_spec(), "en16931", "zugferd")
-    both = (("zugferd-invoice.xml", zf), ("factur-x.xml", fx))
-    for files in (both, both[::-1]):
-        result = extract(pdfs.with_attachments(*files))
+    fx = ("factur-x.xml", gen.cii_xml(gen.four_rates_spec(), "en16931"))
+    zf = ("zugferd-invoice.xml", gen.cii_xml(gen.credit_note_spec(), "en16931", "zugferd"))
+    xr = ("xrechnung.xml", gen.cii_xml(gen.wholesaler_spec(2), "en16931"))
+    for pdf in (pdfs.af_then_name_tree(zf, fx), pdfs.af_then_name_tree(fx, zf), pdfs.with_attachments(zf, fx)):
+        result = extract(pdf)
         assert result.source == "factur-x"
         assert result.invoice is not None and result.invoice.number == "FA2026-000417"
+    # And ZUGFeRD over XRechnung.
+    for pdf in (pdfs.af_then_name_tree(xr, zf), pdfs.af_then_name_tree(zf, xr)):
+        assert extract(pdf).source == "zugferd"
 
 
 def test_other_xml_attachments_are_not_e_invoices() -> None:
