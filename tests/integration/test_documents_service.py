@@ -7,10 +7,14 @@ standards), never from the extractor's code.
 
 from __future__ import annotations
 
+import asyncio
+import csv
 import io
+import json
 from collections.abc import AsyncIterator
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -18,7 +22,9 @@ import pytest
 from nats.js import JetStreamContext
 from nats.js.api import ObjectMeta, ObjectMetaOptions
 from pypdf import PdfWriter
+from typer.testing import CliRunner
 
+from collectors.cli import app as cli_app
 from sandbox import einvoice as gen
 from services.documents.app import DocumentsSettings, build
 from shared.client import ApiClient
@@ -158,3 +164,52 @@ async def test_a_hostile_file_ends_with_a_warning_and_the_service_keeps_consumin
                                                      "to": "2026-03-01"}))["rows"]
     assert [(r["invoice_id"], r["source"], r["grand_total"], r["vat_rate"]) for r in rows] == [
         ("inv-cut", "none", "1.00", None)]
+
+
+async def test_the_cli_shows_an_invoice_s_data_and_exports_it_as_csv_and_jsonl(
+        platform: tuple[ApiClient, Any], nats_url: str, tmp_path: Path) -> None:
+    client, nc = platform
+    spec = gen.four_rates_spec()
+    totals = spec.totals()
+    await put_and_announce(nc, "inv-cli", gen.facturx_pdf(spec, "en16931", blank_pdf()), number=spec.number,
+                           issue=spec.issue_date, amount=str(totals.grand_total))
+    await put_and_announce(nc, "inv-plain", blank_pdf(), number="BL-9", issue=date(2026, 3, 20), amount="12.50")
+    await eventually(lambda: data_of(client, "inv-plain"), what="the plain PDF's record")
+    await eventually(lambda: data_of(client, "inv-cli"), what="the Factur-X's record")
+
+    # the scraper's half of `invoices show` (its ledger), answered here: the scraper is not running
+    async def ledger(msg: Any) -> None:
+        ref = json.loads(msg.data)
+        await msg.respond(json.dumps({
+            "id": ref["invoice_id"], "tenant_id": TENANT, "account_id": "acc1", "collector_id": "sandbox-classic",
+            "number": spec.number, "issue_date": spec.issue_date.isoformat(), "amount": str(totals.grand_total),
+            "currency": "EUR", "kind": "invoice", "sha256": "00" * 32, "size": 1, "object_key": "k",
+            "collected_at": "2026-03-14T10:00:00+00:00"}).encode())
+
+    await nc.subscribe(Api.SCRAPER_INVOICE_GET, cb=ledger)
+    runner = CliRunner()
+
+    def cli(*args: str) -> str:
+        result = runner.invoke(cli_app, [*args, "--nats-url", nats_url])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    shown = json.loads(await asyncio.to_thread(cli, "invoices", "show", "inv-cli", "--tenant", TENANT, "--json"))
+    assert shown["number"] == spec.number and shown["data_source"] == "factur-x"
+    assert shown["data"]["totals"]["tax_total"] == str(totals.tax_total) and shown["data_warnings"] == []
+    assert {c["name"] for c in shown["checks"]} >= {"totals"}
+
+    out = tmp_path / "export.csv"
+    await asyncio.to_thread(cli, "invoices", "export", "--tenant", TENANT, "--from", "2026-03-01", "--to",
+                            "2026-03-31", "--format", "csv", "-o", str(out))
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    fx = [r for r in rows if r["invoice_id"] == "inv-cli"]
+    assert [(Decimal(r["vat_rate"]), r["vat_basis"], r["vat_amount"]) for r in fx] == [
+        (v.rate, str(v.basis), str(v.amount)) for v in totals.vat_breakdown]
+    assert {r["grand_total"] for r in fx} == {str(totals.grand_total)}
+    assert {r["seller_siren"] for r in fx} == {gen.SELLER.siren}
+    [plain] = [r for r in rows if r["invoice_id"] == "inv-plain"]
+    assert (plain["source"], plain["grand_total"], plain["vat_rate"], plain["number"]) == ("none", "12.50", "", "BL-9")
+
+    lines = (await asyncio.to_thread(cli, "invoices", "export", "--tenant", TENANT, "--format", "jsonl")).splitlines()
+    assert [json.loads(line)["invoice_id"] for line in lines] == [r["invoice_id"] for r in rows]
