@@ -113,7 +113,7 @@ def health(
     as_json: JsonOpt = False,
     nats_url: NatsOpt = DEFAULT_NATS,
 ) -> None:
-    """Exit 0 once all five services answer."""
+    """Exit 0 once all six services answer."""
     from collectors.platform import wait_healthy
 
     async def work(c: ApiClient) -> list[str]:

@@ -81,7 +81,7 @@ def test_demo_accounts_collect_and_the_cli_sees_them(platform: tuple[Cli, subpro
     cli, _, _ = platform
     health = cli.json("health")
     assert health["healthy"] and set(health["services"]) == {"accounts", "scheduler", "scraper", "notifier",
-                                                             "requests"}
+                                                             "requests", "documents"}
     catalog = cli.json("catalog")["collectors"]
     assert any(c["id"].startswith("sandbox-") for c in catalog)
     assert {"id", "name", "supplier", "login_kind"} <= set(catalog[0])
@@ -215,4 +215,7 @@ def test_collectors_demo_summarises_the_first_round(tmp_path: Path) -> None:
     summary = json.loads(proc.stdout)
     assert summary["accounts"] and all(a["status"] == "ok" for a in summary["accounts"])
     assert summary["invoices"] == sum(a["invoice_count"] for a in summary["accounts"]) > 0
+    # issue 14: the documents service read every collected invoice; part of them carry an e-invoice
+    assert summary["invoices_read"] == summary["invoices"]
+    assert 0 < summary["invoices_with_data"] < summary["invoices"]
     assert time.monotonic() - started < 120
