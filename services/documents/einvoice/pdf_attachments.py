@@ -8,6 +8,7 @@ Every node visited here is counted and remembered, so a cycle or a huge tree end
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from io import BytesIO
 from typing import Any
@@ -135,15 +136,32 @@ def _content(spec: DictionaryObject, limits: Limits) -> bytes:
             if not isinstance(stream, StreamObject):
                 break
             declared = stream.get("/Length")
-            # The raw (compressed) length is known before decoding; the decoded length is bounded
-            # by pypdf's own decompression limits and checked right after.
             if isinstance(declared, int) and declared > limits.max_xml_bytes:
                 raise ValueError(f"the attachment is larger than {limits.max_xml_bytes} bytes")
-            data = stream.get_data()
+            data = _bounded_decode(stream, limits.max_xml_bytes)
             if len(data) > limits.max_xml_bytes:
                 raise ValueError(f"the attachment is larger than {limits.max_xml_bytes} bytes")
             return data
     raise ValueError("the attachment has no embedded file stream")
+
+
+def _bounded_decode(stream: StreamObject, limit: int) -> bytes:
+    """The stream's bytes, inflating at most ``limit`` + 1 bytes of a plain FlateDecode stream.
+
+    Hand-written for the common case (an embedded XML is a FlateDecode stream without predictor):
+    pypdf's get_data() inflates up to its own 75 MB ceiling first, so a 67 kB PDF could cost
+    70 MB of memory before the size check. Other filters go through pypdf, then the check.
+    """
+    filters = stream.get("/Filter")
+    filters = filters.get_object() if filters is not None else None
+    names = [str(f) for f in filters] if isinstance(filters, ArrayObject) else [str(filters)] if filters else []
+    if names == ["/FlateDecode"] and stream.get("/DecodeParms") is None:
+        inflater = zlib.decompressobj()
+        try:
+            return inflater.decompress(stream._data, limit + 1)
+        except zlib.error as exc:
+            raise ValueError(f"the attachment's compressed data is corrupt: {exc}") from exc
+    return bytes(stream.get_data())
 
 
 def open_pdf(data: bytes) -> PdfReader:

@@ -156,6 +156,18 @@ def test_truncated_factur_x(fraction: float) -> None:
     assert _code(_timed(pdf[: int(len(pdf) * fraction)])) == "pdf_unreadable"
 
 
+def test_decompression_bomb_inflates_no_further_than_the_xml_limit() -> None:
+    bomb = pdfs.flate_bomb("factur-x.xml", 70_000_000)  # 67 kB inflating to 70 MB
+    tracemalloc.start()
+    try:
+        result = _timed(bomb)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert _code(result) == "attachment_unreadable"
+    assert peak < DEFAULT_LIMITS.max_xml_bytes + 8 * 1024 * 1024  # not the 70 MB
+
+
 def test_truncated_xml() -> None:
     xml = gen.cii_xml(gen.four_rates_spec(), "en16931")
     assert _code(_timed(xml[: len(xml) // 2])) == "xml_unreadable"
