@@ -165,7 +165,8 @@ def test_decompression_bomb_inflates_no_further_than_the_xml_limit() -> None:
     finally:
         tracemalloc.stop()
     assert _code(result) == "attachment_unreadable"
-    assert peak < DEFAULT_LIMITS.max_xml_bytes + 8 * 1024 * 1024  # not the 70 MB
+    # zlib grows its output buffer by doubling: at most twice the limit, never the 70 MB.
+    assert peak < 2 * DEFAULT_LIMITS.max_xml_bytes + 8 * 1024 * 1024
 
 
 def test_truncated_xml() -> None:
