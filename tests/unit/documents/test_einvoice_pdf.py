@@ -69,3 +69,10 @@ def test_plain_pdf_has_no_e_invoice() -> None:
     assert result.source == "none"
     assert result.invoice is None
     assert [w.code for w in result.warnings] == ["no_einvoice"]
+
+
+def test_ubl_in_an_xrechnung_attachment() -> None:
+    spec = gen.credit_note_spec()
+    result = extract(pdfs.with_attachments(("xrechnung.xml", gen.ubl_xml(spec))))
+    assert (result.source, result.attachment) == ("xrechnung", "xrechnung.xml")
+    assert_matches(result.invoice, spec, "en16931", syntax="UBL")
