@@ -86,7 +86,10 @@ def build(settings: DocumentsSettings) -> ServiceRuntime:
     db = make_mongo_client(settings.mongodb_url)[settings.database_name(NAME)]
     repo = DocumentRepository(db)
     dead_letters = serve_dead_letters(broker, db, NAME)  # events kept aside, `collectors dlq`
-    relay = OutboxRelay(repo.invoice_data, broker)
+    # Each record's event goes out right after its insert (service._flush); the sweep only catches what
+    # a crash or an outage left behind. It looks for pending entries across every record (no index
+    # serves "outbox not empty"), and this collection grows with every invoice: every 10 s, not 2.
+    relay = OutboxRelay(repo.invoice_data, broker, sweep_s=10.0)
     service = DocumentsService(
         repo, relay, BucketFiles(broker),
         IsolatedExtractor(timeout_s=settings.documents_extract_timeout_s,
