@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from collectors.output import console, emit, err_console, record, shown, table
-from services.documents.einvoice import DEFAULT_LIMITS, extract, extract_isolated
-from shared.invoice_data import Extraction
+
+if TYPE_CHECKING:
+    from shared.invoice_data import Extraction
 
 EXIT_MISSING_FILE = 2
 
@@ -85,6 +86,10 @@ def read(
     """Print the e-invoice a local file carries: the data, the checks and the warnings.
 
     Exit 0 when the file was read (even with warnings or no e-invoice), 2 when it cannot be opened."""
+    # Imported here: lxml, pypdf and the extractor cost ~0.2 s, which every other `collectors`
+    # command would pay at start-up otherwise.
+    from services.documents.einvoice import DEFAULT_LIMITS, extract, extract_isolated
+
     try:
         with file.open("rb") as handle:
             # One byte past the limit is enough for extract to refuse it: a 10 GB file is not read.
