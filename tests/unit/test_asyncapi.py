@@ -184,3 +184,17 @@ def test_an_invoice_s_site_is_documented_in_the_event_and_the_views(document: di
     assert "site" not in schemas["InvoiceCollected"].get("required", [])
     assert {"type": "null"} in site["anyOf"] and "site or customer account" in site["description"]
     assert "site" in schemas["InvoiceView"]["properties"]
+
+
+def test_the_documents_service_s_event_and_api_are_documented(document: dict[str, Any]) -> None:
+    """Issue 14: `invoice data extracted` carries the e-invoice model; the export takes `from` and `to`."""
+    schemas = document["components"]["schemas"]
+    extracted = _payload(document, Events.INVOICE_DATA_EXTRACTED.pattern)
+    assert extracted == {"$ref": "#/components/schemas/InvoiceDataExtracted"}
+    props = schemas["InvoiceDataExtracted"]["properties"]
+    assert {"tenant_id", "invoice_id", "source", "data_warnings", "invoice"} <= set(props)
+    assert {"$ref": "#/components/schemas/EInvoice"} in props["invoice"]["anyOf"]
+    assert {"vat_breakdown", "lines", "totals", "seller"} <= set(schemas["EInvoice"]["properties"])
+    assert _payload(document, Api.DOCUMENTS_EXPORT) == {"$ref": "#/components/schemas/ExportInvoiceData"}
+    assert {"from", "to", "after"} <= set(schemas["ExportInvoiceData"]["properties"])
+    assert ("documents", Events.INVOICE_COLLECTED.pattern) in _operations(document, "receive")
