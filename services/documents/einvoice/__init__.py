@@ -4,8 +4,8 @@ portal's list. Pure: no NATS, no I/O beyond its arguments (``extract_isolated`` 
 """
 
 from services.documents.einvoice.extract import extract
-from services.documents.einvoice.isolated import extract_isolated
+from services.documents.einvoice.isolated import extract_isolated, shutdown_workers
 from services.documents.einvoice.limits import DEFAULT_LIMITS, Limits
 from services.documents.einvoice.reconcile import reconcile
 
-__all__ = ["DEFAULT_LIMITS", "Limits", "extract", "extract_isolated", "reconcile"]
+__all__ = ["DEFAULT_LIMITS", "Limits", "extract", "extract_isolated", "reconcile", "shutdown_workers"]

@@ -31,8 +31,8 @@ def _none(code: str, message: str, attachment: str | None = None) -> Extraction:
 
 
 def _parse_ubl_cii(root: etree._Element, flavor: str, level: str) -> dict[str, Any]:
-    # Imported here: factur-x pulls in pypdf, reportlab-free but still a few hundred ms of
-    # import the CLI's --help should not pay.
+    # Imported on first use: factur-x loads its whole field table and generator (~0.1 s), which
+    # a plain PDF, the commonest document, never needs.
     from facturx.parse_xml import parse_ubl_cii_xml
 
     result: dict[str, Any] = parse_ubl_cii_xml(
