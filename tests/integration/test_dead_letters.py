@@ -119,7 +119,7 @@ async def test_a_malformed_event_to_the_notifier_is_kept_listed_and_previewed_sa
         # every service is asked: the others answer nothing, and the notifier's letter is merged in
         code, out = await run_cli(nats_url, "dlq", "list", "--json")
         assert code == 1 and [d["id"] for d in json.loads(out)["dead_letters"]] == [letter["id"]]
-        assert set(json.loads(out)["unanswered"]) == {"accounts", "scheduler", "scraper", "requests"}
+        assert set(json.loads(out)["unanswered"]) == {"accounts", "scheduler", "scraper", "requests", "documents"}
         for args in (("dlq", "list", "--service", "notifier"), ("dlq", "show", letter["id"])):
             code, out = await run_cli(nats_url, *args)
             assert code == 0, out
