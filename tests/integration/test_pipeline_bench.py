@@ -42,8 +42,8 @@ def test_pipeline_bench_counts_only_verified_collections() -> None:
         assert set(phase["latency_s"]) == {"n", "min", "p50", "p95", "max", "samples"}
         assert phase["latency_s"]["n"] == len(phase["latency_s"]["samples"]) == phase["verified"]
         assert 0 < phase["latency_s"]["min"] <= phase["latency_s"]["p50"] <= phase["latency_s"]["max"]
-        assert {"accounts", "scheduler", "scraper", "scraper browser", "notifier", "requests", "nats-server",
-                "sandbox"} == set(phase["cpu_ms_per_account"])
+        assert {"accounts", "scheduler", "scraper", "scraper browser", "notifier", "requests", "documents",
+                "nats-server", "sandbox"} == set(phase["cpu_ms_per_account"])
         assert phase["cpu_ms_per_account"]["scraper"] > 0
         assert {"idle_mib", "peak_mib", "per_context_mib", "concurrency"} <= set(phase["memory"])
         faulty = [f for f in phase["failures"] if f["login"].startswith("fault-layout_changed-")]
