@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import resource
 import signal
 import threading
@@ -37,9 +38,15 @@ _context = multiprocessing.get_context("forkserver")
 _context.set_forkserver_preload(["services.documents.einvoice.extract", "facturx.parse_xml"])
 
 
+# Reading invoices is enrichment, after the fact: on a node it shares, it gives the CPU to
+# collecting them (the scraper, NATS) and catches up when they are idle.
+WORKER_NICENESS = 10
+
+
 def _worker_main(conn: Connection, memory_mb: int) -> None:
     limit = memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    os.nice(WORKER_NICENESS)
     while True:
         try:
             target, filename = conn.recv()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import time
 
-from shared.invoice_data import Extraction
+from shared.invoice_data import DataWarning, Extraction
 
 
 def abort(data: bytes, *, filename: str | None = None) -> Extraction:
@@ -33,3 +33,8 @@ def echo(data: bytes, *, filename: str | None = None) -> Extraction:
 
 def pid(data: bytes, *, filename: str | None = None) -> Extraction:
     return Extraction(source="none", attachment=str(os.getpid()))
+
+
+def niceness(data: bytes, *, filename: str | None = None) -> Extraction:
+    """The worker's niceness, as the warning's message (its priority against the scraper's)."""
+    return Extraction(source="none", warnings=[DataWarning(code="niceness", message=str(os.nice(0)))])

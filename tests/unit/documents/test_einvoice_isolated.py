@@ -78,3 +78,13 @@ def test_a_worker_serves_many_documents_and_a_failed_one_is_replaced() -> None:
     assert replaced != first
     assert _codes(run_in_child(targets.hang, b"x", timeout_s=0.5)) == ["extraction_timeout"]
     assert run_in_child(targets.pid, b"x").attachment not in (first, replaced)
+
+
+def test_workers_give_the_cpu_to_collection() -> None:
+    import os
+
+    from services.documents.einvoice.isolated import WORKER_NICENESS
+
+    here = os.nice(0)
+    (reported,) = run_in_child(targets.niceness, b"x").warnings
+    assert int(reported.message) == min(19, here + WORKER_NICENESS) > here
