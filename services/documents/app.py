@@ -90,11 +90,10 @@ def build(settings: DocumentsSettings) -> ServiceRuntime:
     # a crash or an outage left behind. It looks for pending entries across every record (no index
     # serves "outbox not empty"), and this collection grows with every invoice: every 10 s, not 2.
     relay = OutboxRelay(repo.invoice_data, broker, sweep_s=10.0)
-    service = DocumentsService(
-        repo, relay, BucketFiles(broker),
-        IsolatedExtractor(timeout_s=settings.documents_extract_timeout_s,
-                          memory_mb=settings.documents_extract_memory_mb),
-        max_file_bytes=settings.documents_max_file_bytes)
+    extractor = IsolatedExtractor(timeout_s=settings.documents_extract_timeout_s,
+                                  memory_mb=settings.documents_extract_memory_mb)
+    service = DocumentsService(repo, relay, BucketFiles(broker), extractor,
+                               max_file_bytes=settings.documents_max_file_bytes)
 
     serve_api(broker, Api.DOCUMENTS_INVOICE_DATA, NAME,
               api_handler(api.InvoiceRef, service.invoice_data, service=NAME))
@@ -113,5 +112,6 @@ def build(settings: DocumentsSettings) -> ServiceRuntime:
     rt.on_connect.append(repo.create_indexes)
     rt.on_connect.append(dead_letters.store.create_indexes)
     rt.background.append(relay.run)
+    rt.on_stop.append(extractor.close)  # after the broker: no extraction is running any more
     rt.extras["service"] = service
     return rt

@@ -9,6 +9,7 @@ nothing: no second read, no second event.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Protocol
 
 from services.documents import messages
@@ -73,6 +74,12 @@ class IsolatedExtractor:
         from services.documents.einvoice import reconcile
 
         return reconcile(extraction, listed)
+
+    async def close(self) -> None:
+        """Stop the idle extraction workers (kept between documents) with the service, not at exit."""
+        from services.documents.einvoice import shutdown_workers
+
+        await asyncio.to_thread(shutdown_workers)
 
 
 def _dump(model: Any) -> Any:

@@ -11,6 +11,7 @@ import asyncio
 import csv
 import io
 import json
+import multiprocessing
 from collections.abc import AsyncIterator
 from datetime import date
 from decimal import Decimal
@@ -213,3 +214,25 @@ async def test_the_cli_shows_an_invoice_s_data_and_exports_it_as_csv_and_jsonl(
 
     lines = (await asyncio.to_thread(cli, "invoices", "export", "--tenant", TENANT, "--format", "jsonl")).splitlines()
     assert [json.loads(line)["invoice_id"] for line in lines] == [r["invoice_id"] for r in rows]
+
+
+async def test_stopping_the_service_stops_its_idle_extraction_workers(
+        nats_url: str, mongodb_url: str | None, db_prefix: str) -> None:
+    """The extractor keeps workers between documents; a stopped service must not leave them behind
+    (`collectors up` stops and starts services in one process)."""
+    settings = DocumentsSettings(nats_url=nats_url, mongodb_url=mongodb_url, db_prefix=db_prefix)
+    nc = await nats.connect(nats_url)
+    try:
+        async with services_running([build(settings)], nats_url) as client:
+            spec = gen.credit_note_spec()
+            await put_and_announce(nc, "inv-w", gen.facturx_pdf(spec, "basic", blank_pdf()), number=spec.number,
+                                   issue=spec.issue_date, amount=str(spec.totals().grand_total), kind="credit_note")
+            await eventually(lambda: data_of(client, "inv-w"), what="the record")
+            assert [p for p in multiprocessing.active_children() if p.is_alive()], "no idle worker was kept"
+    finally:
+        await nc.close()
+    assert await eventually(_none_alive, timeout=10, what="the workers stopped")
+
+
+async def _none_alive() -> bool:
+    return not [p for p in multiprocessing.active_children() if p.is_alive()]
