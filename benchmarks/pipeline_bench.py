@@ -71,7 +71,7 @@ STYLES = {"classic": "sandbox-classic", "twostep": "sandbox-twostep", "spa": "sa
 SERVICE_NAMES = SERVICES  # every service `collectors up` runs
 SETTLED = {"ok", "action_required", "retrying", "maintenance", "deleted"}
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-DEFAULT_CONCURRENCY = 4  # ScraperSettings.concurrency's default (checked at start)
+DEFAULT_CONCURRENCY = 8  # ScraperSettings.concurrency's default (checked at start)
 
 
 # --- /proc -------------------------------------------------------------------------------------

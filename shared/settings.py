@@ -53,7 +53,10 @@ class StreamSettings(BaseSettings):
 
 
 class ScraperSettings(Settings):
-    concurrency: int = Field(default=4, ge=1, le=64, description="Concurrent jobs per worker")
+    # A job waits on the portal most of its time, and one read over HTTP holds no browser context
+    # (kit/session.py): 4 left the worker idle ~70 % of the time. A job with a page holds a renderer
+    # (~25 MiB): 8 of them fit the worker's 1 GiB request (deploy/k8s/scraper.yaml).
+    concurrency: int = Field(default=8, ge=1, le=64, description="Concurrent jobs per worker")
     # Base URL of the local sandbox portals, replacing the host of `sandbox-*` manifests.
     sandbox_url: str | None = None
     job_timeout_s: float = 300.0
