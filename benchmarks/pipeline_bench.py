@@ -32,8 +32,13 @@ reason (status, error code, missing / doubled / unexpected numbers), and left ou
   before the phase) / concurrent jobs.
 
 ``--baseline``: the mix again, on a second fresh platform whose scraper launches a new Chromium for
-every job (``BrowserPool.context`` replaced in that process only: ``--serve-scraper-per-job``);
-everything else identical. The ratio is the mix's rate over the baseline's.
+every job and reads the portal through it (``BrowserPool.context`` replaced in that process only,
+and ``browserless_start`` off: ``--serve-scraper-per-job``); everything else identical. The ratio is
+the mix's rate over the baseline's.
+
+The sandbox renders the PDFs of every login the phases will create before it serves
+(``python -m sandbox --prepare``): a supplier's work is not the platform's, and never runs on its
+cores in production.
 """
 
 from __future__ import annotations
@@ -615,7 +620,8 @@ def serve_scraper_per_job() -> None:
                 await browser.close()
 
     browsers.BrowserPool.context = context  # type: ignore[assignment,method-assign]
-    run_standalone(lambda: build(ScraperSettings()))
+    # And every job opens it first, reading the portal through it: a browser per job, all the way.
+    run_standalone(lambda: build(ScraperSettings(browserless_start=False)))
 
 
 def main() -> None:

@@ -59,6 +59,10 @@ class ScraperSettings(Settings):
     concurrency: int = Field(default=8, ge=1, le=64, description="Concurrent jobs per worker")
     # Base URL of the local sandbox portals, replacing the host of `sandbox-*` manifests.
     sandbox_url: str | None = None
+    # A job starts without a browser context and opens one with its first page (kit/session.py).
+    # False: every job opens its context first and reads over HTTP through it, as before (a portal
+    # that only answers a real browser's network stack; the pipeline benchmark's baseline).
+    browserless_start: bool = True
     job_timeout_s: float = 300.0
     # In-progress ack period: well below the consumer's ack wait.
     heartbeat_s: float = 10.0

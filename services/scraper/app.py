@@ -78,7 +78,8 @@ def build(settings: ScraperSettings, *, collectors: dict[str, Collector] | None 
     service = ScraperService(
         broker, ledger, plugins, browsers, store,
         JobSettings(worker_id=f"{socket.gethostname()}-{os.getpid()}", sandbox_url=settings.sandbox_url,
-                    job_timeout_s=settings.job_timeout_s, max_document_bytes=settings.max_document_bytes),
+                    job_timeout_s=settings.job_timeout_s, max_document_bytes=settings.max_document_bytes,
+                    browserless_start=settings.browserless_start),
         accounts_client, runs=RunKeeper(runs_index, evidence_store, evidence_policy),
     )
     jobs = JobConsumer(

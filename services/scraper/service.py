@@ -53,6 +53,7 @@ class JobSettings:
     sandbox_url: str | None = None
     job_timeout_s: float = 300.0
     max_document_bytes: int = MAX_DOCUMENT_BYTES
+    browserless_start: bool = True
 
 
 class ScraperService:
@@ -135,9 +136,11 @@ class ScraperService:
             # one opens only if the collector asks for a page, and the session continues in it.
             async with (self._sessions[job.collector_id], self.browsers.job_browser(har_path=page_har) as browser,
                         HttpSession(user_agent=await self.browsers.user_agent()) as session):
-                http = PortalHttp(session, timeout_ms=self.browsers.page_timeout_s * 1000)
-                ctx = CollectContext(open_context=browser.open, http=http, portal_url=self.portal_url(collector),
-                                     login=creds.login, password=creds.password, known=known)
+                client = session if self.settings.browserless_start else await browser.open()
+                http = PortalHttp(client, timeout_ms=self.browsers.page_timeout_s * 1000)
+                ctx = CollectContext(open_context=browser.open, browser_context=browser.context, http=http,
+                                     portal_url=self.portal_url(collector), login=creds.login,
+                                     password=creds.password, known=known)
                 with document_limit(collector.manifest.max_document_bytes or self.settings.max_document_bytes):
                     report = await run_collection(collector, ctx, store, timeout_s=self.settings.job_timeout_s)
                 if report.outcome is not None and browser.context is not None:

@@ -18,6 +18,7 @@ from services.accounts.app import build as build_accounts
 from services.accounts.crypto import Keyring
 from services.scheduler.app import build as build_scheduler
 from services.scraper.app import build as build_scraper
+from services.scraper.browsers import BrowserPool
 from shared.client import ApiClient
 from shared.errors import RemoteApiError
 from shared.mongo import make_mongo_client
@@ -36,14 +37,31 @@ async def portal() -> AsyncIterator[SandboxPortal]:
     await p.close()
 
 
+# Jobs start without a browser (production's default), or open their context first and read the
+# portal through it (ScraperSettings.browserless_start off): both collect the same.
 @pytest.fixture
-async def platform(nats_url: str, mongodb_url: str | None, db_prefix: str, keyring: Keyring,
-                   portal: SandboxPortal) -> AsyncIterator[ApiClient]:
+def contexts_opened(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per browser context the scraper's pool opens."""
+    opened: list[int] = []
+    original = BrowserPool.context
+
+    def counting(self: BrowserPool, **kwargs: Any) -> Any:
+        opened.append(1)
+        return original(self, **kwargs)
+
+    monkeypatch.setattr(BrowserPool, "context", counting)
+    return opened
+
+
+@pytest.fixture(params=[True, False], ids=["browserless-start", "context-first"])
+async def platform(request: pytest.FixtureRequest, nats_url: str, mongodb_url: str | None, db_prefix: str,
+                   keyring: Keyring, portal: SandboxPortal, contexts_opened: list[int]) -> AsyncIterator[ApiClient]:
     common: dict[str, Any] = {"nats_url": nats_url, "mongodb_url": mongodb_url, "db_prefix": db_prefix}
     runtimes: list[ServiceRuntime] = [
         build_accounts(AccountsSettings(**common), keyring=keyring),
         build_scheduler(SchedulerSettings(**common)),
-        build_scraper(ScraperSettings(**common, sandbox_url=portal.url, concurrency=2)),
+        build_scraper(ScraperSettings(**common, sandbox_url=portal.url, concurrency=2,
+                                      browserless_start=request.param)),
     ]
     async with services_running(runtimes, nats_url) as client:
 
@@ -64,7 +82,8 @@ async def _settled(client: ApiClient, tenant: str, account_id: str) -> dict[str,
     return acc if acc["status"] in ("ok", "action_required", "retrying") else None
 
 
-async def test_activation_collects_every_invoice(platform: ApiClient) -> None:
+async def test_activation_collects_every_invoice(platform: ApiClient, contexts_opened: list[int],
+                                                 request: pytest.FixtureRequest) -> None:
     created = await platform.call(Api.ACCOUNTS_CREATE, {
         "tenant_id": "pharma1", "collector_id": "sandbox-classic", "login": "officine-42", "password": "demo"})
     assert created["status"] == "pending" and created["slot"] == 1
@@ -97,6 +116,9 @@ async def test_activation_collects_every_invoice(platform: ApiClient) -> None:
     with pytest.raises(RemoteApiError) as err:
         await _account(platform, "pharma2", created["id"])
     assert err.value.remote_code == "not_found"
+    # A portal read over HTTP never opened a browser context, unless jobs are told to open it first.
+    browserless = request.node.callspec.params["platform"]
+    assert (len(contexts_opened) == 0) if browserless else (len(contexts_opened) >= 1), contexts_opened
 
 
 async def test_wrong_password_asks_the_pharmacist_to_act(platform: ApiClient) -> None:
