@@ -357,6 +357,30 @@ class Observer:
 # --- a phase ----------------------------------------------------------------------------------
 
 
+async def extraction_share(platform: Platform, before: dict[str, float], documents: int,
+                           quiet_s: float = 3.0, timeout_s: float = 300.0) -> dict[str, Any]:
+    """The documents service reads every collected document after the fact, at a lower priority
+    (its workers are niced): it lags the phases. Wait until its CPU stays still for ``quiet_s`` (it
+    caught up), then its share of the platform's CPU over all the phases and the catch-up."""
+    started = time.monotonic()
+    last = platform.cpu().get("documents", 0.0)
+    still_since = time.monotonic()
+    while time.monotonic() - still_since < quiet_s and time.monotonic() - started < timeout_s:
+        await asyncio.sleep(0.5)
+        now = platform.cpu().get("documents", 0.0)
+        if now - last > 0.05:
+            still_since = time.monotonic()
+        last = now
+    after = platform.cpu()
+    used = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after if k != "sandbox"}
+    total = sum(used.values())
+    return {"documents": documents, "documents_cpu_s": round(used.get("documents", 0.0), 2),
+            "platform_cpu_s": round(total, 2),
+            "share": round(used.get("documents", 0.0) / total, 3) if total else None,
+            "ms_per_document": round(1000 * used.get("documents", 0.0) / documents, 2) if documents else None,
+            "caught_up_after_s": round(time.monotonic() - started - quiet_s, 1)}
+
+
 def spread(samples: list[float]) -> dict[str, float]:
     if not samples:
         return {}
@@ -511,13 +535,18 @@ async def bench(args: argparse.Namespace, styles: list[str], work: Path) -> dict
             warm = await run_phase(platform, client, observer, warmup, styles, 1,
                                    run, None, concurrency, args.phase_timeout)
             say(f"  warm-up: {warm['verified']}/{warm['accounts']} in {warm['wall_s']} s (not counted)")
+            before = platform.cpu()
             for name, phase_styles in names:
                 result = await run_phase(platform, client, observer, name, phase_styles, args.accounts_per_style,
                                          run, args.fault, concurrency, args.phase_timeout)
                 say(f"  {name}: {result['verified']}/{result['accounts']} verified, "
                     f"{result['collections_per_s']} collections/s")
                 out.append(result)
+            if not per_job:
+                extraction.update(await extraction_share(platform, before, sum(r["documents"] for r in out)))
         return out
+
+    extraction: dict[str, Any] = {}
 
     say(f"pipeline: styles {', '.join(styles)}, {args.accounts_per_style} new accounts per style and phase")
     plan_phases = [(s, [s]) for s in styles] + ([("mix", styles)] if len(styles) > 1 else [])
@@ -528,7 +557,7 @@ async def bench(args: argparse.Namespace, styles: list[str], work: Path) -> dict
         baseline = (await phases_on(work / "baseline", True, [("mix" if len(styles) > 1 else styles[0], styles)]))[0]
         baseline["phase"] = "baseline"
     mix = phases[-1]
-    return {"phases": phases, "baseline": baseline,
+    return {"phases": phases, "baseline": baseline, "extraction": extraction,
             "ratio": round(mix["collections_per_s"] / baseline["collections_per_s"], 2)
             if baseline and baseline["collections_per_s"] else None}
 
@@ -574,6 +603,12 @@ def print_report(result: dict[str, Any]) -> None:
         m = r["memory"]
         print(f"{r['phase']:9} {m['idle_mib']:7.0f} → {m['peak_mib']:7.0f}  ({m['concurrency']} at once: "
               f"{m['per_context_mib']:.1f} MiB each)")
+    ext = result.get("extraction") or {}
+    if ext.get("share") is not None:
+        print(f"\nextraction (the documents service, after the fact at a lower priority; all phases, caught up "
+              f"{ext['caught_up_after_s']} s after the last): {ext['documents']} documents, "
+              f"{ext['documents_cpu_s']} s of CPU = {ext['ms_per_document']} ms a document, "
+              f"{100 * ext['share']:.1f} % of the platform's CPU")
     failures = [(r["phase"], f) for r in rows for f in r["failures"]]
     print(f"\nfailures (not in the rates): {len(failures)}")
     for phase, f in failures[:40]:
