@@ -150,3 +150,27 @@ class NotifierSettings(Settings):
     # A pharmacy's webhook may only reach public addresses: private, loopback and link-local ones
     # (our own network) are refused unless this is on (local tests, a private deployment).
     webhook_allow_private_networks: bool = False
+
+
+class WebSettings(Settings):
+    """The web service (services/web): where it listens and whose tokens it trusts."""
+
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8080, ge=0, le=65535)
+    # Production: the identity provider's keys, by JWKS URL or one PEM public key. Neither: the
+    # development key `collectors up` writes in the data dir (web-signing-key.pem), its public half.
+    web_jwks_url: str | None = None
+    web_jwt_public_key: str | None = None
+    web_jwt_issuer: str = "collectors-dev"
+    web_jwt_audience: str = "collectors-web"
+    # Key of the CSRF cookie's HMAC. Every instance behind one address needs the same one; unset, each
+    # process draws its own (one instance, development), and sessions must sign in again on restart.
+    web_session_secret: SecretStr | None = None
+    # Cookies marked Secure: on behind HTTPS (production); off for http://127.0.0.1 (development).
+    web_secure_cookies: bool = False
+    # Account activations and credential updates per tenant and minute (password guessing through
+    # the platform, and a portal's lockout of the pharmacy's account, are what this slows down).
+    web_activation_limit: int = Field(default=10, ge=1)
+    web_keepalive_s: float = Field(default=15.0, gt=0)
+    # Events waiting for one SSE client; a client this far behind is dropped, not waited for.
+    web_client_queue: int = Field(default=256, ge=1)
