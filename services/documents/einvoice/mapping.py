@@ -1,17 +1,17 @@
-"""From factur-x's parsed dictionary (keys are EN 16931 business terms) to the typed model.
+"""From the business terms ``read_cii`` / ``read_ubl`` read (strings, as written) to the typed model.
 
-factur-x's ``parse_ubl_cii_xml`` does the XPath work for both syntaxes; what it lacks and is
-written here: amounts as ``Decimal`` (it gives strings or floats), SIREN/SIRET from the
-identifier schemes (0002 SIREN, 0009 SIRET, ISO 6523), the profile and the invoice kind.
+Written here for both syntaxes: amounts as ``Decimal`` exactly as written (a value that is not a
+number is a ``bad_number`` warning and None), SIREN/SIRET from the identifier schemes (0002 SIREN,
+0009 SIRET, ISO 6523), the line's product code and scheme, and ``NotAnInvoice`` when a required
+term (number, type, date, currency) is missing.
 """
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal
+from typing import Literal
 
-from services.documents.einvoice.limits import Limits
+from services.documents.einvoice.read_common import RawInvoice, RawLine, RawParty, RawVat
 from shared.invoice_data import DataWarning, EInvoice, Line, Party, Totals, VatBreakdown
 
 SIREN_SCHEME = "0002"
@@ -19,25 +19,17 @@ SIRET_SCHEME = "0009"
 
 
 class NotAnInvoice(ValueError):
-    """A required business term (number, type, date, currency) is missing or unreadable."""
+    """A required business term (number, type, date, currency) is missing or unreadable, or too many lines."""
 
 
 class _Reader:
-    """Reads values out of the dictionary, collecting a warning for each unreadable one."""
+    """Turns written values into numbers, collecting a warning for each unreadable one."""
 
     def __init__(self) -> None:
         self.warnings: list[DataWarning] = []
 
-    def text(self, value: Any) -> str | None:
-        if isinstance(value, list):  # factur-x gives a list when a term is written twice
-            value = value[0] if value else None
-        if value is None:
-            return None
-        text = str(value).strip()
-        return text or None
-
-    def decimal(self, value: Any, field: str) -> Decimal | None:
-        text = self.text(value)
+    def decimal(self, text: str | None, field: str, part: str | None = None) -> Decimal | None:
+        """``text`` as a number; None and a warning naming ``field`` (``field.part``) if it is not one."""
         if text is None:
             return None
         try:
@@ -45,16 +37,19 @@ class _Reader:
         except InvalidOperation:
             number = None
         if number is None or not number.is_finite():
+            if part is not None:
+                field = f"{field}.{part}"
             self.warnings.append(
                 DataWarning(code="bad_number", message=f"{field}: {text!r} is not a number", field=field)
             )
             return None
         return number
 
-    def date(self, value: Any) -> date | None:
-        if isinstance(value, list):
-            value = value[0] if value else None
-        return value if isinstance(value, date) else None
+
+def _text(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return value.strip() or None
 
 
 def _digits(value: str | None, length: int) -> str | None:
@@ -64,17 +59,11 @@ def _digits(value: str | None, length: int) -> str | None:
     return compact if len(compact) == length and compact.isdigit() else None
 
 
-def _party(raw: Any, r: _Reader) -> Party:
-    if not isinstance(raw, dict):
-        return Party()
+def _party(raw: RawParty) -> Party:
     siren: str | None = None
     siret: str | None = None
-    legal = r.text(raw.get("legal_identifier"))
-    legal_scheme = r.text(raw.get("legal_identifier_schemeid"))
-    ids_raw = raw.get("identifiers")
-    ids: dict[Any, Any] = ids_raw if isinstance(ids_raw, dict) else {}
-    candidates: list[tuple[str | None, str | None]] = [(legal_scheme, legal)]
-    candidates += [(str(k) if k is not None else None, r.text(v)) for k, v in ids.items()]
+    candidates: list[tuple[str | None, str | None]] = [(raw.legal_scheme, raw.legal_id)]
+    candidates += [(scheme, _text(value)) for scheme, value in raw.identifiers.items()]
     for scheme, value in candidates:
         if scheme == SIREN_SCHEME and siren is None:
             siren = _digits(value, 9)
@@ -82,48 +71,42 @@ def _party(raw: Any, r: _Reader) -> Party:
             siret = _digits(value, 14)
     if siren is None and siret is not None:
         siren = siret[:9]  # a SIRET is the SIREN followed by a 5-digit establishment number
-    return Party(name=r.text(raw.get("name")), siren=siren, siret=siret, vat_id=r.text(raw.get("vat_identifier")))
+    return Party(name=raw.name, siren=siren, siret=siret, vat_id=raw.vat_id)
 
 
-def _lines(raw: Any, r: _Reader, limits: Limits) -> list[Line]:
-    if not isinstance(raw, list):
-        return []
-    if len(raw) > limits.max_lines:
-        raise NotAnInvoice(f"more than {limits.max_lines} invoice lines")
+def _lines(raw: list[RawLine], r: _Reader) -> list[Line]:
     lines = []
     for index, item in enumerate(raw, start=1):
         field = f"lines[{index}]"
-        standard = r.text(item.get("BT-157"))
+        standard = item.standard_id
         lines.append(
             Line(
-                id=r.text(item.get("BT-126")) or str(index),
-                product_code=standard or r.text(item.get("BT-155")),
-                product_scheme=r.text(item.get("BT-157-1")) if standard else None,
-                name=r.text(item.get("BT-153")),
-                quantity=r.decimal(item.get("BT-129"), f"{field}.quantity"),
-                unit=r.text(item.get("BT-130")),
-                net_price=r.decimal(item.get("BT-146"), f"{field}.net_price"),
-                line_total=r.decimal(item.get("BT-131"), f"{field}.line_total"),
-                vat_rate=r.decimal(item.get("BT-152"), f"{field}.vat_rate"),
+                id=item.id or str(index),
+                product_code=standard or item.seller_id,
+                product_scheme=item.standard_scheme if standard else None,
+                name=item.name,
+                quantity=r.decimal(item.quantity, field, "quantity"),
+                unit=item.unit,
+                net_price=r.decimal(item.net_price, field, "net_price"),
+                line_total=r.decimal(item.line_total, field, "line_total"),
+                vat_rate=r.decimal(item.vat_rate, field, "vat_rate"),
             )
         )
     return lines
 
 
-def _vat(raw: Any, r: _Reader) -> list[VatBreakdown]:
-    if not isinstance(raw, list):
-        return []
+def _vat(raw: list[RawVat], r: _Reader) -> list[VatBreakdown]:
     out = []
     for index, item in enumerate(raw, start=1):
         field = f"vat_breakdown[{index}]"
-        basis = r.decimal(item.get("BT-116"), f"{field}.basis")
-        amount = r.decimal(item.get("BT-117"), f"{field}.amount")
+        basis = r.decimal(item.basis, field, "basis")
+        amount = r.decimal(item.amount, field, "amount")
         if basis is None or amount is None:
             continue  # the warning says which; a breakdown without its amounts says nothing
         out.append(
             VatBreakdown(
-                category=r.text(item.get("BT-118")) or "",
-                rate=r.decimal(item.get("BT-119"), f"{field}.rate"),
+                category=item.category or "",
+                rate=r.decimal(item.rate, field, "rate"),
                 basis=basis,
                 amount=amount,
             )
@@ -132,19 +115,15 @@ def _vat(raw: Any, r: _Reader) -> list[VatBreakdown]:
 
 
 def to_invoice(
-    raw: dict[str, Any],
+    raw: RawInvoice,
     *,
     syntax: Literal["CII", "UBL"],
     profile: str | None,
     kind: Literal["invoice", "credit_note"],
-    limits: Limits,
 ) -> tuple[EInvoice, list[DataWarning], Decimal | None]:
     """The model, the warnings about unreadable values, and BT-114 (rounding, for the checks)."""
     r = _Reader()
-    number = r.text(raw.get("BT-1"))
-    type_code = r.text(raw.get("BT-3"))
-    issue_date = r.date(raw.get("BT-2"))
-    currency = r.text(raw.get("BT-5"))
+    number, type_code, issue_date, currency = raw.number, raw.type_code, raw.issue_date, raw.currency
     missing = [
         name
         for name, value in (("BT-1", number), ("BT-3", type_code), ("BT-2", issue_date), ("BT-5", currency))
@@ -152,8 +131,6 @@ def to_invoice(
     ]
     if missing or number is None or type_code is None or issue_date is None or currency is None:
         raise NotAnInvoice(f"required business terms missing: {', '.join(missing)}")
-    preceding = raw.get("BG-3")
-    preceding_id = r.text(preceding[0].get("BT-25")) if isinstance(preceding, list) and preceding else None
     invoice = EInvoice(
         syntax=syntax,
         profile=profile,
@@ -162,21 +139,21 @@ def to_invoice(
         kind=kind,
         issue_date=issue_date,
         currency=currency,
-        due_date=r.date(raw.get("BT-9")),
-        buyer_reference=r.text(raw.get("BT-10")),
-        preceding_invoice=preceding_id,
-        seller=_party(raw.get("BG-4"), r),
-        buyer=_party(raw.get("BG-7"), r),
+        due_date=raw.due_date,
+        buyer_reference=raw.buyer_reference,
+        preceding_invoice=raw.preceding_invoice,
+        seller=_party(raw.seller),
+        buyer=_party(raw.buyer),
         totals=Totals(
-            line_total=r.decimal(raw.get("BT-106"), "totals.line_total"),
-            tax_basis=r.decimal(raw.get("BT-109"), "totals.tax_basis"),
-            tax_total=r.decimal(raw.get("BT-110"), "totals.tax_total"),
-            grand_total=r.decimal(raw.get("BT-112"), "totals.grand_total"),
-            prepaid=r.decimal(raw.get("BT-113"), "totals.prepaid"),
-            due=r.decimal(raw.get("BT-115"), "totals.due"),
+            line_total=r.decimal(raw.line_total, "totals.line_total"),
+            tax_basis=r.decimal(raw.tax_basis, "totals.tax_basis"),
+            tax_total=r.decimal(raw.tax_total, "totals.tax_total"),
+            grand_total=r.decimal(raw.grand_total, "totals.grand_total"),
+            prepaid=r.decimal(raw.prepaid, "totals.prepaid"),
+            due=r.decimal(raw.due, "totals.due"),
         ),
-        vat_breakdown=_vat(raw.get("BG-23"), r),
-        lines=_lines(raw.get("BG-25"), r, limits),
+        vat_breakdown=_vat(raw.vat, r),
+        lines=_lines(raw.lines, r),
     )
-    rounding = r.decimal(raw.get("BT-114"), "totals.rounding")
+    rounding = r.decimal(raw.rounding, "totals.rounding")
     return invoice, r.warnings, rounding
