@@ -136,3 +136,43 @@ async def test_no_answer_without_a_browser_is_the_supplier_unavailable() -> None
             page_text(reply, "login page")
         download = await ctx.http.download(ctx.base_url + "a.pdf", max_bytes=100)
         assert download.status == 0 and download.error
+
+
+@pytest.mark.browser
+async def test_a_javascript_login_then_http_downloads_with_the_jobs_own_session(browser: Browser,
+                                                                                portal: SandboxPortal) -> None:
+    """The SPA logs in through its page, closes it, and downloads over HTTP: the context's cookies are
+    carried over once, never asked for per download, and every document is collected."""
+    stored: list[CollectedDocument] = []
+    asked: list[int] = []
+
+    async def store(document: CollectedDocument) -> bool:
+        stored.append(document)
+        return True
+
+    async def open_context() -> BrowserContext:
+        context = await browser.new_context()
+        original = context.cookies
+
+        async def counting(*args: object, **kwargs: object) -> object:
+            asked.append(1)
+            return await original(*args, **kwargs)  # type: ignore[arg-type]
+
+        context.cookies = counting  # type: ignore[method-assign,assignment]
+        opened.append(context)
+        return context
+
+    opened: list[BrowserContext] = []
+    try:
+        async with HttpSession(user_agent=AGENT) as session:
+            ctx = CollectContext(http=PortalHttp(session), open_context=open_context,
+                                 portal_url=f"{portal.url}/spa/", login="pharma-5", password="demo")
+            report = await run_collection(builtin_collectors()["sandbox-spa"], ctx, store, timeout_s=60)
+            assert report.outcome is None, report.outcome
+            assert len(opened) == 1 and ctx.http.browserless  # the page closed, the session is the job's again
+    finally:
+        for context in opened:
+            await context.close()
+    expected = documents_for("pharma-5", TODAY)
+    assert sorted(d.ref.number for d in stored) == sorted(d.number for d in expected) and len(expected) > 5
+    assert len(asked) == 1, f"the browser's cookies were asked {len(asked)} times for {len(stored)} downloads"

@@ -78,10 +78,11 @@ class CollectContext:
             if self.open_context is None:
                 raise RuntimeError("no browser context to open a page in")
             context = await self.open_context()
-            await self.http.use_browser(context)
             self.browser_context = context
             for opened in self.context_opened:
                 opened(context)
+        if self.http.browserless:
+            await self.http.use_browser(self.browser_context)
         return self.browser_context
 
     async def close_page(self) -> None:
@@ -91,6 +92,9 @@ class CollectContext:
             page, self.page = self.page, None
             self.witness.detach(page)
             await page.close()
+            # The rest over HTTP: with the job's own session again (kit.session), the browser's
+            # cookies carried over once instead of asked for on every download.
+            await self.http.leave_browser()
 
     async def set_cookie(self, name: str, value: str) -> None:
         """A cookie for the portal in the job's context (pages and ``http`` both send it)."""

@@ -74,7 +74,8 @@ class PortalHttp:
     Made from the browser context (``PortalHttp(context)``) it can also ``download`` documents of
     any size; from its request client only, it cannot. Made from a job's ``HttpSession`` (no
     browser yet: ``kit.session``) it reads and downloads without one, until ``use_browser`` hands
-    the session over to a context the collector opened a page in.
+    the session over to a context the collector opened a page in; and ``leave_browser`` takes it
+    back once the page is closed (a JavaScript login, then everything over HTTP).
     """
 
     def __init__(self, client: BrowserContext | APIRequestContext | HttpSession | None, *,
@@ -83,6 +84,7 @@ class PortalHttp:
         if client is None and replay is None:
             raise ValueError("PortalHttp needs a browser context, a request client, a session or a HAR to replay")
         self._session = client if isinstance(client, HttpSession) else None
+        self._own_session = self._session  # the job's, kept while a context holds the session
         self._context = client if isinstance(client, BrowserContext) else None
         self._request = (client.request if isinstance(client, BrowserContext)
                          else None if isinstance(client, HttpSession) else client)
@@ -107,6 +109,18 @@ class PortalHttp:
                 await context.add_cookies(cookies)
             self._session = None
         self._context, self._request = context, context.request
+
+    async def leave_browser(self) -> bool:
+        """Back to the job's own session once its pages are closed: the context's cookies (what the
+        pages did) go into the session's jar, and later requests no longer ask the browser for its
+        cookies on every download. False (nothing changes) without a session of its own, or if a
+        cookie cannot be carried over."""
+        if self._own_session is None or self._context is None or self._session is not None:
+            return False
+        if not self._own_session.load_browser_cookies(await self._context.cookies()):
+            return False
+        self._session = self._own_session
+        return True
 
     def set_cookie(self, name: str, value: str, url: str) -> None:
         """A cookie in the session without a browser (``CollectContext.set_cookie``)."""

@@ -17,10 +17,11 @@ sends one exchange and reads its answer, bounded.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from http.cookies import CookieError, Morsel
 
 import aiohttp
-from playwright._impl._api_structures import SetCookieParam  # add_cookies' type, not exported
+from playwright._impl._api_structures import Cookie, SetCookieParam  # add_cookies' types, not exported
 from yarl import URL
 
 from services.scraper.kit.errors import CollectorBug
@@ -87,6 +88,35 @@ class HttpSession:
                 cookie["expires"] = now + int(morsel["max-age"])
             cookies.append(cookie)
         return cookies
+
+    def load_browser_cookies(self, cookies: Sequence[Cookie]) -> bool:
+        """Replace the jar's cookies with a browser context's (``BrowserContext.cookies()``); False,
+        and the jar unchanged, if one of them is not a cookie this jar can hold."""
+        loaded: list[tuple[str, Morsel[str], URL]] = []
+        now = time.time()
+        for cookie in cookies:
+            name, value, domain = cookie.get("name", ""), cookie.get("value", ""), cookie.get("domain", "")
+            morsel: Morsel[str] = Morsel()
+            try:
+                morsel.set(name, value, value)
+            except CookieError:
+                return False
+            morsel["path"] = cookie.get("path") or "/"
+            if domain.startswith("."):  # a domain cookie; without the dot, host-only
+                morsel["domain"] = domain
+            if cookie.get("secure"):
+                morsel["secure"] = True
+            if cookie.get("httpOnly"):
+                morsel["httponly"] = True
+            expires = cookie.get("expires", -1)
+            if expires > 0:
+                morsel["max-age"] = str(max(1, int(expires - now)))
+            scheme = "https" if cookie.get("secure") else "http"
+            loaded.append((name, morsel, URL.build(scheme=scheme, host=domain.lstrip("."))))
+        self._jar.clear()
+        for name, morsel, url in loaded:
+            self._jar.update_cookies({name: morsel}, url)
+        return True
 
     async def exchange(self, method: str, url: str, headers: Mapping[str, str], body: str | None, *,
                        timeout_ms: float) -> HttpReply:
