@@ -35,7 +35,7 @@ _MAX_REPLY_BYTES = 64 * 1024 * 1024
 MAX_DOCUMENTS_PER_WORKER = 500
 
 _context = multiprocessing.get_context("forkserver")
-_context.set_forkserver_preload(["services.documents.einvoice.extract", "facturx.parse_xml"])
+_context.set_forkserver_preload(["services.documents.einvoice.extract"])
 
 
 # Reading invoices is enrichment, after the fact: on a node it shares, it gives the CPU to
