@@ -36,9 +36,10 @@ CSRF_HEADER = "X-CSRF-Token"
 SIGNING_KEY_FILE = "web-signing-key.pem"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 Role = Literal["pharmacy", "operator"]
-# Asymmetric algorithms only: with a public key as the only secret, HS256 would let anyone holding it
-# sign (the classic key-confusion attack), and "none" is never accepted.
-ALGORITHMS = ["EdDSA", "RS256", "RS384", "RS512", "PS256", "ES256", "ES384"]
+# Asymmetric algorithms only, and only those of the key's type: with a public key as the only secret,
+# HS256 would let anyone holding it sign (the key-confusion attack); "none" is never accepted.
+RSA_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"]
+EC_ALGORITHMS = ["ES256", "ES384", "ES512"]
 _TENANT = re.compile(TENANT_PATTERN)
 
 
@@ -134,19 +135,21 @@ class Verifier:
         private, _ = ensure_signing_key(settings.data_dir / SIGNING_KEY_FILE)
         return cls(public_key=private.public_key(), issuer=issuer, audience=audience)
 
-    async def _key(self, token: str) -> Any:
+    async def _key(self, token: str) -> tuple[Any, list[str]]:
+        """The key to check ``token`` with, and the algorithms that key may sign with."""
         if self.public_key is not None:
-            return self.public_key
+            return self.public_key, algorithms_of(self.public_key)
         assert self.jwks is not None
         try:  # PyJWKClient fetches over urllib: off the event loop
-            return (await asyncio.to_thread(self.jwks.get_signing_key_from_jwt, token)).key
-        except jwt.PyJWKClientError as exc:
+            found = await asyncio.to_thread(self.jwks.get_signing_key_from_jwt, token)
+        except (jwt.PyJWKClientError, jwt.DecodeError) as exc:
             raise unauthorized("the token's key is unknown", "la clé du jeton est inconnue") from exc
+        return found.key, [a for a in [found.algorithm_name] if a in ("EdDSA", *RSA_ALGORITHMS, *EC_ALGORITHMS)]
 
     async def verify(self, token: str, *, via_cookie: bool = False) -> Caller:
         try:
-            key = await self._key(token)
-            claims = jwt.decode(token, key, algorithms=ALGORITHMS, audience=self.audience, issuer=self.issuer,
+            key, algorithms = await self._key(token)
+            claims = jwt.decode(token, key, algorithms=algorithms, audience=self.audience, issuer=self.issuer,
                                 options={"require": ["exp", "iss", "aud", "sub"]})
         except jwt.ExpiredSignatureError as exc:
             raise unauthorized("the token has expired", "le jeton a expiré") from exc
@@ -159,6 +162,12 @@ class Verifier:
             return Caller(sub=str(claims["sub"]), role="operator", tenant=None, via_cookie=via_cookie)
         raise unauthorized("the token names no valid role and pharmacy",
                            "le jeton ne nomme ni rôle ni pharmacie valides")
+
+
+def algorithms_of(key: PublicKey) -> list[str]:
+    if isinstance(key, Ed25519PublicKey):
+        return ["EdDSA"]
+    return RSA_ALGORITHMS if isinstance(key, RSAPublicKey) else EC_ALGORITHMS
 
 
 def csrf_value(secret: bytes, session_token: str) -> str:
