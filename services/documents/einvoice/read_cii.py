@@ -20,7 +20,7 @@ from services.documents.einvoice.read_common import (
     first_attribute,
     first_text,
     identifiers,
-    parse_date,
+    raw_invoice,
     xpath,
 )
 
@@ -155,23 +155,8 @@ def read_cii(root: etree._Element, *, xsd_level: str | None, max_lines: int) -> 
         raise NotAnInvoice(f"more than {max_lines} invoice lines")
     h = _HEADER.read(root)
     currency = h.get("currency")
-    return RawInvoice(
-        number=h.get("number"),
-        type_code=h.get("type_code"),
-        issue_date=parse_date(h.get("issue_date"), DATE_FORMAT, "BT-2"),
-        currency=currency,
-        due_date=parse_date(h.get("due_date"), DATE_FORMAT, "BT-9"),
-        buyer_reference=h.get("buyer_reference"),
-        preceding_invoice=h.get("preceding_invoice"),
-        seller=_party(_SELLER(root)),
-        buyer=_party(_BUYER(root)),
-        line_total=h.get("line_total"),
-        tax_basis=h.get("tax_basis"),
+    return raw_invoice(
+        h, date_format=DATE_FORMAT, seller=_party(_SELLER(root)), buyer=_party(_BUYER(root)),
         tax_total=first_text(_TAX_TOTAL(root, currency=currency)) if currency else None,
-        grand_total=h.get("grand_total"),
-        prepaid=h.get("prepaid"),
         rounding=None if basic_wl else h.get("rounding"),
-        due=h.get("due"),
-        vat=[_vat(node) for node in _VAT(root)],
-        lines=[_line(node) for node in lines],
-    )
+        vat=[_vat(node) for node in _VAT(root)], lines=[_line(node) for node in lines])

@@ -86,6 +86,32 @@ class RawInvoice:
     lines: list[RawLine]
 
 
+def raw_invoice(h: dict[str, str], *, date_format: str, seller: RawParty, buyer: RawParty, tax_total: str | None,
+                rounding: str | None, vat: list[RawVat], lines: list[RawLine]) -> RawInvoice:
+    """A ``RawInvoice`` from the header terms ``h`` (``TermGroup.read``, same names in both syntaxes)
+    and what each syntax reads its own way."""
+    return RawInvoice(
+        number=h.get("number"),
+        type_code=h.get("type_code"),
+        issue_date=parse_date(h.get("issue_date"), date_format, "BT-2"),
+        currency=h.get("currency"),
+        due_date=parse_date(h.get("due_date"), date_format, "BT-9"),
+        buyer_reference=h.get("buyer_reference"),
+        preceding_invoice=h.get("preceding_invoice"),
+        seller=seller,
+        buyer=buyer,
+        line_total=h.get("line_total"),
+        tax_basis=h.get("tax_basis"),
+        tax_total=tax_total,
+        grand_total=h.get("grand_total"),
+        prepaid=h.get("prepaid"),
+        rounding=rounding,
+        due=h.get("due"),
+        vat=vat,
+        lines=lines,
+    )
+
+
 def xpath(path: str, namespaces: dict[str, str]) -> etree.XPath:
     """A path compiled once (at import, by the reader modules)."""
     return etree.XPath(path, namespaces=namespaces, regexp=False, smart_strings=False)

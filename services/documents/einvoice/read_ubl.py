@@ -20,7 +20,7 @@ from services.documents.einvoice.read_common import (
     first_attribute,
     first_text,
     identifiers,
-    parse_date,
+    raw_invoice,
     xpath,
 )
 
@@ -153,23 +153,8 @@ def read_ubl(root: etree._Element, *, credit_note: bool, max_lines: int) -> RawI
     h = (_CREDIT_NOTE_HEADER if credit_note else _INVOICE_HEADER).read(root)
     line_terms = _CREDIT_NOTE_LINE if credit_note else _INVOICE_LINE
     currency = h.get("currency")
-    return RawInvoice(
-        number=h.get("number"),
-        type_code=h.get("type_code"),
-        issue_date=parse_date(h.get("issue_date"), DATE_FORMAT, "BT-2"),
-        currency=currency,
-        due_date=parse_date(h.get("due_date"), DATE_FORMAT, "BT-9"),
-        buyer_reference=h.get("buyer_reference"),
-        preceding_invoice=h.get("preceding_invoice"),
-        seller=_party(_SELLER(root)),
-        buyer=_party(_BUYER(root)),
-        line_total=h.get("line_total"),
-        tax_basis=h.get("tax_basis"),
+    return raw_invoice(
+        h, date_format=DATE_FORMAT, seller=_party(_SELLER(root)), buyer=_party(_BUYER(root)),
         tax_total=first_text(_TAX_TOTAL(root, currency=currency)) if currency else None,
-        grand_total=h.get("grand_total"),
-        prepaid=h.get("prepaid"),
         rounding=h.get("rounding"),
-        due=h.get("due"),
-        vat=[_vat(node) for node in _VAT(root)],
-        lines=[_line(node, line_terms) for node in lines],
-    )
+        vat=[_vat(node) for node in _VAT(root)], lines=[_line(node, line_terms) for node in lines])
