@@ -39,6 +39,8 @@ invoices_app = typer.Typer(help="Collected invoices.", no_args_is_help=True)
 requests_app = typer.Typer(help="Requests for new collectors.", no_args_is_help=True)
 notifications_app = typer.Typer(help="Notification preferences and history.", no_args_is_help=True)
 keys_app = typer.Typer(help="Credential encryption keys.", no_args_is_help=True)
+web_app = typer.Typer(help="The web service's HTTP API.", no_args_is_help=True)
+app.add_typer(web_app, name="web")
 app.add_typer(keys_app, name="keys")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(invoices_app, name="invoices")
@@ -84,12 +86,16 @@ def up(
     metrics_port: Annotated[int, typer.Option(
         envvar="COLLECTORS_METRICS_PORT",
         help="Serve every service's Prometheus metrics on http://127.0.0.1:PORT/metrics (0: not at all).")] = 9464,
+    web_port: Annotated[int, typer.Option(
+        envvar="COLLECTORS_WEB_PORT",
+        help="Serve the HTTP API and the page on http://127.0.0.1:PORT/ (0: not at all).")] = 8080,
 ) -> None:
     """Run the whole platform on this machine until Ctrl-C."""
-    from collectors.platform import METRICS_PORT_ENV
+    from collectors.platform import METRICS_PORT_ENV, WEB_PORT_ENV
     from collectors.runner import run_up
 
     os.environ[METRICS_PORT_ENV] = str(metrics_port)  # read by the platform (PlatformOptions.env)
+    os.environ[WEB_PORT_ENV] = str(web_port)
 
     raise typer.Exit(asyncio.run(run_up(data_dir, demo=demo, nats_port=nats_port, verbose=verbose)))
 
@@ -569,6 +575,31 @@ def keys_rotate(as_json: JsonOpt = False, nats_url: NatsOpt = DEFAULT_NATS) -> N
         f"Re-encrypted {d['rotated']} credentials under key {shown(d['key_id'])} "
         f"({d['already_current']} already were, {d['failed']} failed). "
         f"Keys loaded: {shown(', '.join(d['key_ids']))}."))
+
+
+@web_app.command("openapi")
+def web_openapi(
+    out: Annotated[Path | None, typer.Option("-o", "--output", help="Write it here instead of stdout.")] = None,
+) -> None:
+    """The HTTP API's OpenAPI document, generated from the code (nothing is started)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from services.web.app import create_app
+    from services.web.auth import Verifier
+    from shared.settings import WebSettings
+
+    async def no_backend() -> Any:
+        raise RuntimeError("not served")
+
+    settings = WebSettings()
+    # A throwaway key: describing the API must not create or need the development key.
+    verifier = Verifier(public_key=Ed25519PrivateKey.generate().public_key(), issuer=settings.web_jwt_issuer,
+                        audience=settings.web_jwt_audience)
+    text = json.dumps(create_app(settings, no_backend, verifier=verifier).openapi(), indent=2, ensure_ascii=False)
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text + "\n", encoding="utf-8")
 
 
 def main() -> None:

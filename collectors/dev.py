@@ -421,3 +421,32 @@ next steps:
      then the offline test replays it: pytest {target}/tests/test_offline.py
   6. register it in services/scraper/collectors/__init__.py (builtin_collectors) as {module}"""
 
+
+
+# --- a development token for the web API ---------------------------------------------------------
+
+
+@app.command("token")
+def token(
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="Pharmacy (tenant) id.")] = None,
+    role: Annotated[str, typer.Option("--role", help="pharmacy or operator.")] = "pharmacy",
+    data_dir: Annotated[Path, typer.Option(
+        "--data-dir", envvar="COLLECTORS_DATA_DIR",
+        help="Where the local signing key lives (created if missing).")] = Path("data"),
+    minutes: Annotated[float, typer.Option("--minutes", min=1, help="Lifetime of the token.")] = 60.0,
+) -> None:
+    """Print a web API token signed with the local development key (what `collectors up` trusts)."""
+    from services.web.auth import SIGNING_KEY_FILE, ensure_signing_key, mint_token
+    from shared.settings import WebSettings
+
+    if role not in ("pharmacy", "operator"):
+        raise _usage_error("--role: pharmacy or operator")
+    if role == "pharmacy" and not tenant:
+        raise _usage_error("a pharmacy's token needs --tenant")
+    settings = WebSettings(data_dir=data_dir)
+    key, created = ensure_signing_key(data_dir / SIGNING_KEY_FILE)
+    if created:
+        typer.echo(f"created the development signing key {data_dir / SIGNING_KEY_FILE}", err=True)
+    operator = role == "operator"
+    typer.echo(mint_token(key, tenant=None if operator else tenant, role="operator" if operator else "pharmacy",
+                          minutes=minutes, issuer=settings.web_jwt_issuer, audience=settings.web_jwt_audience))

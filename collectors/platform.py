@@ -1,6 +1,6 @@
 """``collectors up``: an embedded nats-server (unless NATS_URL is set), MongoDB or its in-memory
-stand-in, the six services in one process and, with ``--demo``, the sandbox portals and a demo
-pharmacy (§9)."""
+stand-in, the six services in one process, the web service (HTTP API and page, services/web) and,
+with ``--demo``, the sandbox portals and a demo pharmacy (§9)."""
 
 from __future__ import annotations
 
@@ -51,6 +51,12 @@ DEMO_ACCOUNTS = [
 DEFAULT_SANDBOX_PORT = 8765
 # `collectors up --metrics-port` (0: no /metrics): every service's series, on 127.0.0.1 only.
 METRICS_PORT_ENV = "COLLECTORS_METRICS_PORT"
+# `collectors up --web-port` (0: no web service): the HTTP API and the page, on 127.0.0.1 only.
+WEB_PORT_ENV = "COLLECTORS_WEB_PORT"
+DEFAULT_WEB_PORT = 8080
+# How long the demo sign-in link printed by `collectors up --demo` stays valid.
+DEMO_TOKEN_MINUTES = 12 * 60
+DEMO_LINK_FILE = "demo-signin-link.txt"
 
 Say = Callable[[str], None]
 
@@ -79,6 +85,8 @@ class Platform:
     in_memory_db: bool = False
     embedded_store: bool = False
     metrics: Any = None  # the /metrics server's aiohttp runner
+    web: Any = None  # services.web.app.WebServer
+    web_url: str = ""
 
     async def start(self) -> None:
         opts = self.options
@@ -110,6 +118,7 @@ class Platform:
         for rt in self.runtimes:
             await rt.start()
         self.say(f"Services up: {', '.join(rt.name for rt in self.runtimes)} — NATS {self.nats_url}")
+        await self._start_web()
         metrics_port = int(opts.env.get(METRICS_PORT_ENV) or 0)
         if metrics_port and telemetry.metrics_enabled():
             try:
@@ -118,6 +127,42 @@ class Platform:
             except OSError as exc:  # the port is taken: the platform works without its metrics
                 self.say(f"[yellow]Metrics not served: port {metrics_port}: {exc.strerror} "
                          f"(--metrics-port to choose another)[/]")
+
+    async def _start_web(self) -> None:
+        """The web service (HTTP API and page) in this process, trusting the development signing key
+        of the data dir unless the environment names a JWKS URL or a public key."""
+        from services.web.app import WebServer, create_app, nats_backend
+        from services.web.auth import SIGNING_KEY_FILE, ensure_signing_key, mint_token
+        from shared.settings import WebSettings
+
+        port = int(self.options.env.get(WEB_PORT_ENV) or DEFAULT_WEB_PORT)
+        if port == 0:
+            return
+        settings = WebSettings(nats_url=self.nats_url, data_dir=self.options.data_dir, web_host="127.0.0.1",
+                               web_port=port)
+        key_path = self.options.data_dir / SIGNING_KEY_FILE
+        key, created = ensure_signing_key(key_path)
+        if created:
+            self.say(f"Web signing key (development tokens): generated {key_path}")
+        server = WebServer(create_app(settings, nats_backend(settings)), "127.0.0.1", port)
+        try:
+            await server.start()
+        except OSError as exc:  # the port is taken: the platform works without its page
+            await server.stop()
+            self.say(f"[yellow]Web API not served: port {port}: {exc} (--web-port to choose another)[/]")
+            return
+        self.web, self.web_url = server, server.url
+        self.say(f"Web API and page: {self.web_url}/  (OpenAPI: {self.web_url}/docs; "
+                 f"a token: collectors dev token --tenant T --data-dir {self.options.data_dir})")
+        if self.options.demo:
+            demo = mint_token(key, tenant=DEMO_TENANT, minutes=DEMO_TOKEN_MINUTES, issuer=settings.web_jwt_issuer,
+                              audience=settings.web_jwt_audience)
+            link = f"{self.web_url}/signin?token={demo}"
+            # Also in a file: a console narrower than the link folds it over lines.
+            saved = self.options.data_dir / DEMO_LINK_FILE
+            saved.write_text(link + "\n", encoding="utf-8")
+            saved.chmod(0o600)
+            self.say(f"Demo pharmacy's page (sign-in link, also in {saved}): {link}")
 
     def _open_embedded_store(self) -> None:
         """The durable embedded store under the data dir, each service's database opened (loaded)
@@ -190,6 +235,9 @@ class Platform:
         ]
 
     async def stop(self) -> None:
+        if self.web is not None:  # first: its NATS calls need the services
+            await self.web.stop()
+            self.web = None
         for rt in reversed(self.runtimes):
             try:
                 await rt.stop()
