@@ -4,7 +4,7 @@
 # (`collectors health --wait 30`, `collectors keys rotate`, `sh`...).
 set -eu
 
-SERVICES="accounts scheduler scraper notifier requests documents"
+SERVICES="accounts scheduler scraper notifier requests documents web"
 
 is_service() {
     case " $SERVICES " in

@@ -97,6 +97,9 @@ OPERATOR_API: tuple[str, ...] = (
     Api.SCRAPER_RUNS_LIST, Api.SCRAPER_RUNS_SHOW, Api.SCRAPER_RUNS_EVIDENCE,
     Api.ACCOUNTS_FLEET,
 )
+# The operator subjects the web service (services/web) calls for an operator's token: the request
+# workflow and nothing else of OPERATOR_API (no key rotation, fleet, runs or dead letters over HTTP).
+WEB_OPERATOR_API: tuple[str, ...] = (Api.REQUESTS_LIST_ALL, Api.REQUESTS_SET_STATUS)
 # Service to service only: reveal_credentials (the scraper's, design §6).
 INTERNAL_API: tuple[str, ...] = (Api.ACCOUNTS_REVEAL_CREDENTIALS,)
 

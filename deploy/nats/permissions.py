@@ -40,6 +40,9 @@ END = "END GENERATED"
 ACCOUNT = "COLLECTORS"
 # The platform's web gateway (outside this repository): it calls the API for pharmacies.
 GATEWAY_USER = "gateway"
+# This repository's web service (services/web): the HTTP API for pharmacies and the request workflow
+# for operators, one connection; it checks the role in each verified token itself.
+WEB_USER = "web"
 # The work queue has no owning service in STREAMS; its producer owns its configuration.
 STREAM_OWNER = {"jobs": "scheduler"}
 
@@ -220,7 +223,7 @@ def derive() -> list[User]:
         users.append(user)
 
     classify(served - {health(s) for s in SERVICES})
-    return [*users, gateway_user(), operator_user()]
+    return [*users, gateway_user(), web_user(), operator_user()]
 
 
 def classify(served: set[str]) -> None:
@@ -248,6 +251,25 @@ def gateway_user() -> User:
     user.subscribe.add("in-app notifications to show (design §8; core NATS, read-only)",
                        Events.NOTIFICATION_SENT.pattern)
     user.subscribe.add(*_inbox(GATEWAY_USER))
+    return user
+
+
+def web_user() -> User:
+    """One user, not the gateway's and the operator's in one process: a process holding both passwords
+    would hold the union of their rights (the whole OPERATOR_API, every event) for no gain. This one
+    gets exactly what services/web calls and listens to, read from its code."""
+    from services.web.events import subjects_for
+    from shared.subjects import INTERNAL_API, TENANT_API, WEB_OPERATOR_API
+
+    user = User(WEB_USER, "the web service (services/web): the tenant-facing API for the pharmacy of each "
+                          "verified token, the request workflow for operators' tokens, the tenant's events")
+    user.publish.add("the tenant-facing API (TENANT_API), for the tenant of each verified token", *TENANT_API)
+    user.publish.add("the request workflow for operators' tokens (WEB_OPERATOR_API): no key rotation, fleet, "
+                     "runs or dead letters", *WEB_OPERATOR_API)
+    user.publish_deny = list(INTERNAL_API)
+    user.subscribe.add("/api/v1/events: core subscriptions, read-only, filtered to the token's tenant "
+                       "(services/web/events.py)", *subjects_for("*"))
+    user.subscribe.add(*_inbox(WEB_USER))
     return user
 
 

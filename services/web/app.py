@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -293,5 +294,9 @@ def main() -> None:
 
     settings = WebSettings()
     configure_logging(settings.log_level, json=settings.log_json)
+    if not (settings.web_jwks_url or settings.web_jwt_public_key or "data_dir" in settings.model_fields_set):
+        # Never a development key made up on a server: whose tokens to trust must be said.
+        sys.exit("collectors web: set COLLECTORS_WEB_JWKS_URL or COLLECTORS_WEB_JWT_PUBLIC_KEY (or "
+                 "COLLECTORS_DATA_DIR to trust the development key web-signing-key.pem kept there)")
     app = create_app(settings, nats_backend(settings))
     uvicorn.run(app, host=settings.web_host, port=settings.web_port, log_config=None, access_log=False)

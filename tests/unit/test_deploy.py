@@ -47,6 +47,7 @@ from shared.subjects import (
     SERVICES,
     STREAMS,
     TENANT_API,
+    WEB_OPERATOR_API,
     Api,
     Events,
     EventSubject,
@@ -59,7 +60,7 @@ DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 NATS_CONF = DEPLOY / "nats" / "nats.conf"
 HELM_VALUES = K8S / "nats-values.yaml"
-USERS = (*SERVICES, "gateway", "operator")
+USERS = (*SERVICES, "gateway", "web", "operator")
 PASSWORDS = {u: f"test-{u}-password" for u in USERS}
 PASSWORD_ENV = {f"{u.upper()}_PASSWORD": p for u, p in PASSWORDS.items()}
 OBJ_STREAM = f"OBJ_{INVOICE_BUCKET}"
@@ -314,8 +315,12 @@ def test_the_gateway_calls_the_tenant_facing_api_and_operators_the_rest(perms: d
     # every API subject is in one list (permissions.py refuses to run otherwise)
     assert sorted([*TENANT_API, *OPERATOR_API, Api.ACCOUNTS_REVEAL_CREDENTIALS]) == api_subjects()
     for subject in TENANT_API:
-        assert publishers(perms, subject) == {"gateway", "operator"}, subject
-    for subject in [*OPERATOR_API, *(health(s) for s in SERVICES)]:
+        assert publishers(perms, subject) == {"gateway", "web", "operator"}, subject
+    # the web service (services/web): the request workflow for operators' tokens, no other operator subject
+    assert set(WEB_OPERATOR_API) == {Api.REQUESTS_LIST_ALL, Api.REQUESTS_SET_STATUS}
+    for subject in WEB_OPERATOR_API:
+        assert publishers(perms, subject) == {"web", "operator"}, subject
+    for subject in [*(s for s in OPERATOR_API if s not in WEB_OPERATOR_API), *(health(s) for s in SERVICES)]:
         assert publishers(perms, subject) == {"operator"}, subject
     for subject in [*TENANT_API, *OPERATOR_API, *(health(s) for s in SERVICES)]:
         assert subscribers(perms, subject) == {subject.split(".")[2]}, subject
@@ -520,6 +525,7 @@ def test_dockerfile_one_image_with_chromium_as_a_non_root_user() -> None:
     ({"SERVICE": "scraper"}, [], "python -m services.scraper"),
     ({}, ["accounts"], "python -m services.accounts"),
     ({"SERVICE": "accounts"}, ["requests"], "python -m services.requests"),
+    ({"SERVICE": "web"}, [], "python -m services.web"),
     ({"SERVICE": "accounts"}, ["collectors", "keys", "rotate"], "collectors keys rotate"),
     ({"SERVICE": "nope"}, [], None),
     ({}, [], None),
@@ -562,9 +568,11 @@ def test_kustomization_lists_every_manifest() -> None:
 
 def test_one_deployment_per_service_with_probes_resources_and_its_own_secret() -> None:
     deps = deployments()
-    assert set(deps) == set(SERVICES)
+    assert set(deps) == {*SERVICES, "web"}
     common = next(o for o in k8s_objects() if o["kind"] == "ConfigMap")["data"]
     for name, dep in deps.items():
+        if name == "web":  # no database, its HTTP port is its health port: test_the_web_deployment
+            continue
         pod = dep["spec"]["template"]["spec"]
         (container,) = pod["containers"]
         assert container["args"] == [name]
@@ -583,6 +591,35 @@ def test_one_deployment_per_service_with_probes_resources_and_its_own_secret() -
                        if "secretKeyRef" in e.get("valueFrom", {})}
         assert secret_refs == {f"collectors-{name}"}, name
         assert "MONGODB_URL" in env
+
+
+def test_the_web_deployment_its_service_and_its_one_way_in() -> None:
+    objects = k8s_objects()
+    dep = deployments()["web"]
+    pod = dep["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["args"] == ["web"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/health", "port": "http"}, probe
+    env = {e["name"]: e for e in container["env"]}
+    assert env["NATS_URL"]["value"].startswith("nats://web:$(NATS_PASSWORD)@")
+    assert list(env).index("NATS_PASSWORD") < list(env).index("NATS_URL")
+    assert "MONGODB_URL" not in env  # stateless
+    assert int(env["COLLECTORS_WEB_PORT"]["value"]) == ports["http"]
+    assert env["COLLECTORS_WEB_SECURE_COOKIES"]["value"] == "true"
+    assert {e["valueFrom"]["secretKeyRef"]["name"] for e in env.values()
+            if "secretKeyRef" in e.get("valueFrom", {})} == {"collectors-web"}
+    assert pod["securityContext"]["runAsNonRoot"] and pod["automountServiceAccountToken"] is False
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    (svc,) = [o for o in objects if o["kind"] == "Service" and o["metadata"]["name"] == "web"]
+    assert svc["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"]
+    assert svc["spec"]["ports"][0]["targetPort"] == "http"
+    policies = {o["metadata"]["name"]: o["spec"] for o in objects if o["kind"] == "NetworkPolicy"}
+    assert policies["collectors-deny-ingress"]["ingress"] == []
+    allowed = policies["collectors-web-ingress"]
+    assert allowed["podSelector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
+    assert [p["port"] for rule in allowed["ingress"] for p in rule["ports"]] == ["http"]
 
 
 def test_the_credential_key_secret_is_mounted_in_accounts_only() -> None:
@@ -797,6 +834,32 @@ async def answering_every_api(server: LiveNats) -> AsyncIterator[list[str]]:
     finally:
         for nc in conns:
             await nc.close()
+
+
+async def test_the_web_service_is_answered_on_what_it_calls_and_reads_the_tenants_events_only(
+        server: LiveNats) -> None:
+    """The web service's user: the tenant-facing API and the request workflow, nothing else of the
+    operators'; subscriptions on the events /api/v1/events reads, not on the rest."""
+    from services.web.events import subjects_for
+
+    async with answering_every_api(server) as asked, connect(server, "web") as web:
+        for subject in [*TENANT_API, *WEB_OPERATOR_API]:
+            assert (await web.nc.request(subject, b"{}", timeout=5)).data == b"{}", subject
+        for subject in [*(s for s in OPERATOR_API if s not in WEB_OPERATOR_API), health("accounts"),
+                        Api.ACCOUNTS_REVEAL_CREDENTIALS]:
+            await web.nc.publish(subject, b"{}")
+            await web.nc.flush()
+            assert await web.refused(subject), subject
+        assert sorted(asked) == sorted([*TENANT_API, *WEB_OPERATOR_API])
+        web.errors.clear()
+        for subject in subjects_for("pharma-1"):
+            await web.nc.subscribe(subject)
+        await settle(web.nc)
+        assert not web.errors
+        for subject in ["collectors.evt.>", "collectors.evt.scraper.collection_failed.pharma-1", "_INBOX_operator.>"]:
+            await web.nc.subscribe(subject)
+            await web.nc.flush()
+            assert await web.refused(subject), subject
 
 
 async def test_the_gateway_is_answered_on_tenant_subjects_and_refused_operator_ones(server: LiveNats) -> None:
