@@ -1,0 +1,183 @@
+"""The "Collecteurs" page's words, in French (the default: pharmacists read French) and English.
+
+One flat dict per language: the template reads them by key and the page's script gets the same dict
+(its dynamic parts: statuses, buttons it builds, dates). Status and error *messages* are not here:
+they come localized from the accounts service, so the page never invents its own wording for them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+PageLang = Literal["fr", "en"]
+
+FR: dict[str, str] = {
+    "title": "Collecteurs",
+    "intro": "Choisissez le portail de votre fournisseur, saisissez vos identifiants : vos factures "
+             "sont récupérées automatiquement.",
+    "skip": "Aller au contenu",
+    "other_lang": "English",
+    "other_lang_code": "en",
+    "signout": "Se déconnecter",
+    "signed_in_as": "Pharmacie",
+    "signin_title": "Connexion requise",
+    "signin_body": "Ouvrez cette page depuis votre logiciel de pharmacie pour vous connecter.",
+    "operator_title": "Page réservée aux pharmacies",
+    "operator_body": "Cette page montre les comptes d'une pharmacie ; un compte opérateur n'en a pas.",
+    "catalog": "Catalogue",
+    "search": "Rechercher un fournisseur ou un collecteur",
+    "search_empty": "Aucun collecteur ne correspond à votre recherche.",
+    "catalog_loading": "Chargement du catalogue…",
+    "login_kind_email": "Adresse e-mail",
+    "login_kind_identifier": "Identifiant",
+    "asks_for": "Demande :",
+    "activate": "Activer",
+    "activate_another": "Ajouter un autre compte",
+    "password": "Mot de passe",
+    "validate": "Valider",
+    "cancel": "Annuler",
+    "accounts": "Mes comptes",
+    "accounts_empty": "Aucun compte activé. Choisissez un collecteur dans le catalogue.",
+    "status": "Statut",
+    "last_collection": "Dernière collecte",
+    "next_collection": "Prochaine collecte",
+    "invoice_count": "Factures",
+    "never": "jamais",
+    "not_planned": "non planifiée",
+    "modify": "Modifier",
+    "delete": "Supprimer",
+    "retry": "Relancer",
+    "account_of": "Compte",
+    "delete_title": "Supprimer ce compte ?",
+    "delete_body": "La collecte de ce compte sera définitivement désactivée et ses identifiants effacés. "
+                   "Les factures déjà récupérées restent disponibles.",
+    "delete_confirm": "Supprimer définitivement",
+    "invoices": "Factures récupérées",
+    "invoices_empty": "Aucune facture pour l'instant : elles apparaissent ici dès leur récupération.",
+    "invoice_number": "Numéro",
+    "invoice_date": "Date",
+    "invoice_amount": "Montant",
+    "invoice_kind": "Type",
+    "invoice_account": "Compte",
+    "invoice_file": "Fichier",
+    "kind_invoice": "Facture",
+    "kind_credit_note": "Avoir",
+    "download": "Télécharger",
+    "request_title": "Demander l'ajout d'un collecteur",
+    "request_intro": "Votre fournisseur n'est pas dans le catalogue ? Dites-le nous : nous vous "
+                     "prévenons dès que son collecteur est disponible.",
+    "supplier": "Fournisseur",
+    "portal_url": "Adresse du portail (facultatif)",
+    "comment": "Commentaire (facultatif)",
+    "send": "Envoyer la demande",
+    "request_sent": "Demande envoyée.",
+    "my_requests": "Mes demandes",
+    "requests_empty": "Aucune demande.",
+    "notices": "Avis",
+    "notices_empty": "Aucun avis.",
+    "live_lost": "Mise à jour en direct interrompue, reconnexion…",
+    "error_generic": "Une erreur est survenue. Réessayez dans un instant.",
+    "status_pending": "En attente",
+    "status_collecting": "Collecte en cours",
+    "status_ok": "À jour",
+    "status_action_required": "Action requise",
+    "status_retrying": "Nouvel essai prévu",
+    "status_maintenance": "En maintenance",
+    "status_deleted": "Supprimé",
+    "request_submitted": "Envoyée",
+    "request_in_progress": "En cours",
+    "request_available": "Disponible",
+    "request_rejected": "Refusée",
+    "locale": "fr-FR",
+}
+
+EN: dict[str, str] = {
+    "title": "Collectors",
+    "intro": "Pick your supplier's portal and enter your credentials: your invoices are fetched "
+             "automatically.",
+    "skip": "Skip to content",
+    "other_lang": "Français",
+    "other_lang_code": "fr",
+    "signout": "Sign out",
+    "signed_in_as": "Pharmacy",
+    "signin_title": "Sign-in required",
+    "signin_body": "Open this page from your pharmacy software to sign in.",
+    "operator_title": "A pharmacy's page",
+    "operator_body": "This page shows a pharmacy's accounts; an operator account has none.",
+    "catalog": "Catalog",
+    "search": "Search a supplier or a collector",
+    "search_empty": "No collector matches your search.",
+    "catalog_loading": "Loading the catalog…",
+    "login_kind_email": "Email address",
+    "login_kind_identifier": "Identifier",
+    "asks_for": "Asks for:",
+    "activate": "Activate",
+    "activate_another": "Add another account",
+    "password": "Password",
+    "validate": "Confirm",
+    "cancel": "Cancel",
+    "accounts": "My accounts",
+    "accounts_empty": "No account yet. Pick a collector in the catalog.",
+    "status": "Status",
+    "last_collection": "Last collection",
+    "next_collection": "Next collection",
+    "invoice_count": "Invoices",
+    "never": "never",
+    "not_planned": "not planned",
+    "modify": "Edit",
+    "delete": "Delete",
+    "retry": "Retry",
+    "account_of": "Account",
+    "delete_title": "Delete this account?",
+    "delete_body": "Collection for this account is permanently turned off and its credentials erased. "
+                   "Invoices already collected stay available.",
+    "delete_confirm": "Delete permanently",
+    "invoices": "Collected invoices",
+    "invoices_empty": "No invoice yet: they show up here as soon as they are collected.",
+    "invoice_number": "Number",
+    "invoice_date": "Date",
+    "invoice_amount": "Amount",
+    "invoice_kind": "Kind",
+    "invoice_account": "Account",
+    "invoice_file": "File",
+    "kind_invoice": "Invoice",
+    "kind_credit_note": "Credit note",
+    "download": "Download",
+    "request_title": "Request a collector",
+    "request_intro": "Your supplier is not in the catalog? Tell us: we let you know as soon as its "
+                     "collector is available.",
+    "supplier": "Supplier",
+    "portal_url": "Portal address (optional)",
+    "comment": "Comment (optional)",
+    "send": "Send the request",
+    "request_sent": "Request sent.",
+    "my_requests": "My requests",
+    "requests_empty": "No request.",
+    "notices": "Notices",
+    "notices_empty": "No notice.",
+    "live_lost": "Live updates interrupted, reconnecting…",
+    "error_generic": "Something went wrong. Try again in a moment.",
+    "status_pending": "Pending",
+    "status_collecting": "Collecting",
+    "status_ok": "Up to date",
+    "status_action_required": "Action required",
+    "status_retrying": "Retry planned",
+    "status_maintenance": "Under maintenance",
+    "status_deleted": "Deleted",
+    "request_submitted": "Submitted",
+    "request_in_progress": "In progress",
+    "request_available": "Available",
+    "request_rejected": "Rejected",
+    "locale": "en-GB",
+}
+
+STRINGS: dict[PageLang, dict[str, str]] = {"fr": FR, "en": EN}
+
+
+def page_lang(query: str | None) -> PageLang:
+    """French unless the page is asked for in English (``?lang=en``): the users read French."""
+    return "en" if query == "en" else "fr"
+
+
+def strings(lang: PageLang) -> dict[str, str]:
+    return STRINGS[lang]
