@@ -29,8 +29,9 @@ def _env() -> dict[str, str]:
 
 
 class Cli:
-    def __init__(self, nats_url: str) -> None:
+    def __init__(self, nats_url: str, web_port: int = 0) -> None:
         self.nats_url = nats_url
+        self.web_port = web_port
 
     def run(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run([COLLECTORS, *args, "--nats-url", self.nats_url], input=stdin, text=True,
@@ -56,12 +57,13 @@ class Cli:
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, subprocess.Popen[str], Path]]:
     data_dir = tmp_path_factory.mktemp("up")
-    port = free_port()
+    port, web_port = free_port(), free_port()
     console = data_dir / "console.txt"  # a file, not a pipe: a full pipe would block the platform
     with console.open("w") as out:
-        proc = subprocess.Popen([COLLECTORS, "up", "--demo", "--data-dir", str(data_dir), "--nats-port", str(port)],
+        proc = subprocess.Popen([COLLECTORS, "up", "--demo", "--data-dir", str(data_dir), "--nats-port", str(port),
+                                 "--web-port", str(web_port)],
                                 stdout=out, stderr=subprocess.STDOUT, text=True, env=_env())
-    cli = Cli(f"nats://127.0.0.1:{port}")
+    cli = Cli(f"nats://127.0.0.1:{port}", web_port)
     try:
         deadline = time.monotonic() + 60
         while cli.run("health", "--wait", "5", check=False).returncode != 0:
@@ -99,6 +101,29 @@ def test_demo_accounts_collect_and_the_cli_sees_them(platform: tuple[Cli, subpro
     assert {"id", "account_id", "number", "issue_date", "amount", "currency", "kind", "sha256"} <= set(invoices[0])
     human = cli.run("accounts", "list", "--tenant", "demo").stdout
     assert "ok" in human and accounts[0]["login"] in human
+
+
+def test_up_serves_the_web_api_and_prints_the_demo_pharmacys_sign_in_link(
+        platform: tuple[Cli, subprocess.Popen[str], Path]) -> None:
+    import httpx
+
+    cli, _, console = platform
+    base = f"http://127.0.0.1:{cli.web_port}"
+    link = (console.parent / "demo-signin-link.txt").read_text().strip()
+    assert link.startswith(f"{base}/signin?token=")
+    text = console.read_text()
+    assert f"Web API and page: {base}/" in text and "demo-signin-link.txt" in text
+    with httpx.Client(base_url=base, timeout=30) as http:
+        signed_in = http.get(link, follow_redirects=False)
+        assert signed_in.status_code == 303 and {"collectors_session", "collectors_csrf"} <= set(http.cookies)
+        accounts = http.get("/api/v1/accounts")
+        assert accounts.status_code == 200 and accounts.json()["accounts"]
+        assert {a["tenant_id"] for a in accounts.json()["accounts"]} == {"demo"}
+        assert http.post("/api/v1/requests", json={"supplier": "X"}).status_code == 403  # no CSRF header
+    token = subprocess.run([COLLECTORS, "dev", "token", "--tenant", "demo", "--data-dir", str(console.parent)],
+                           capture_output=True, text=True, env=_env(), timeout=60, check=True).stdout.strip()
+    catalog = httpx.get(f"{base}/api/v1/catalog", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert catalog.status_code == 200 and catalog.json()["collectors"]
 
 
 def test_an_account_added_with_the_cli_gets_its_invoices_within_seconds(
