@@ -153,7 +153,7 @@ class Verifier:
                                 options={"require": ["exp", "iss", "aud", "sub"]})
         except jwt.ExpiredSignatureError as exc:
             raise unauthorized("the token has expired", "le jeton a expiré") from exc
-        except jwt.InvalidTokenError as exc:
+        except (jwt.PyJWTError, TypeError, ValueError) as exc:  # a key that cannot check this token: refused
             raise unauthorized() from exc
         role, tenant = claims.get("role"), claims.get("tenant")
         if role == "pharmacy" and isinstance(tenant, str) and _TENANT.match(tenant):
