@@ -385,3 +385,62 @@ async def test_english_and_signed_out_and_tablet_width(platform: Platform, brows
         no_script_errors(page)
     finally:
         await ctx.close()
+
+
+# WCAG 2.x contrast, computed from the standard's definitions (relative luminance of sRGB, large text
+# = 24 px, or 18.66 px bold), on every visible element that holds text of its own.
+CONTRAST_FAILURES = """() => {
+  const rgba = (s) => (s.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (c) => { c /= 255; return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgba(getComputedStyle(e).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0)) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const failures = [];
+  for (const el of document.querySelectorAll("body *")) {
+    const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    if (!own || !el.checkVisibility() || el.disabled) continue;
+    const style = getComputedStyle(el);
+    const fg = lum(rgba(style.color)), bg = lum(background(el));
+    const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+    const size = parseFloat(style.fontSize), bold = Number(style.fontWeight) >= 700;
+    const needed = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+    const what = `${el.tagName}.${el.className} "${el.textContent.trim().slice(0, 30)}"`;
+    if (ratio < needed) failures.push(`${what} ${ratio.toFixed(2)}`);
+  }
+  return failures;
+}"""
+
+
+async def test_keyboard_only_and_contrast(platform: Platform, context: BrowserContext) -> None:
+    page = await signed_in(platform, context, tenant())
+    # From the search box, Tab reaches the two-step collector's "Activer", with a visible focus ring.
+    await page.get_by_label("Rechercher un fournisseur ou un collecteur").focus()
+    target = collector(page, "sandbox-twostep").locator("button.activate")
+    for _ in range(20):
+        await page.keyboard.press("Tab")
+        if await target.evaluate("(b) => b === document.activeElement"):
+            break
+    else:
+        raise AssertionError("Tab never reached the collector's Activer button")
+    ring = await target.evaluate("(b) => [getComputedStyle(b).outlineStyle, getComputedStyle(b).outlineWidth]")
+    assert ring == ["solid", "3px"], ring
+    await page.keyboard.press("Enter")  # opens the form, the login field focused
+    await page.keyboard.type("compta@pharmacie.example")
+    await page.keyboard.press("Tab")
+    await page.keyboard.type("pas-le-bon")
+    await page.keyboard.press("Enter")
+    card = account_card(page, "compta@pharmacie.example")
+    await expect(card.locator(".badge")).to_have_text("Action requise")
+
+    await page.locator("aside").get_by_label("Fournisseur").fill("Laboratoire Contraste")
+    await page.locator("aside").get_by_role("button", name="Envoyer la demande").click()
+    await expect(page.locator("#requests .request")).to_have_count(1)
+    assert await page.evaluate(CONTRAST_FAILURES) == []
+    no_script_errors(page)
