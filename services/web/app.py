@@ -37,7 +37,7 @@ from services.web.auth import (
     new_secret,
 )
 from services.web.page import router as page_router
-from shared.client import ApiClient, inbox_prefix, servers, url_user
+from shared.client import ApiClient, ServiceUnavailable, inbox_prefix, servers, url_user
 from shared.errors import RemoteApiError
 from shared.settings import WebSettings
 
@@ -50,6 +50,8 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"same-origin"),
 ]
 ClientFactory = Callable[[], Awaitable[Backend]]
+UNAVAILABLE = {"fr": "Service momentanément indisponible : réessayez dans quelques instants.",
+               "en": "Service temporarily unavailable: try again in a moment."}
 # The NATS user of the web service (deploy/nats/permissions.py), whose inbox its replies go to.
 WEB_NATS_USER = "web"
 
@@ -186,7 +188,10 @@ def create_app(settings: WebSettings, client_factory: ClientFactory, *,
     @app.exception_handler(RemoteApiError)
     async def on_remote_error(request: Request, exc: RemoteApiError) -> JSONResponse:
         status = STATUS_OF_CODE.get(exc.remote_code, 500)
-        return JSONResponse(error_body(exc.remote_code, exc.message, exc.field), status_code=status)
+        message = exc.message
+        if isinstance(exc, ServiceUnavailable):  # the client's own words name a NATS subject: not for a page
+            message = UNAVAILABLE[lang_of(request)]
+        return JSONResponse(error_body(exc.remote_code, message, exc.field), status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

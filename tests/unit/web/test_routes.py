@@ -115,6 +115,21 @@ async def test_nats_errors_keep_their_shape_and_get_their_status(tmp_path: Path,
     assert reply.json() == {"error": {"code": code, "message": "Message du service", "field": "login"}}
 
 
+async def test_a_service_not_answering_is_503_in_the_callers_language(tmp_path: Path) -> None:
+    from shared.client import ServiceUnavailable
+
+    backend = backend_with_replies()
+    backend.replies[Api.ACCOUNTS_LIST] = ServiceUnavailable(Api.ACCOUNTS_LIST, "no service is listening")
+    async with serve(backend, tmp_path) as http:
+        fr = await http.get("/api/v1/accounts", headers=PHARMACY)
+        en = await http.get("/api/v1/accounts?lang=en", headers=PHARMACY)
+    assert fr.status_code == en.status_code == 503
+    assert fr.json()["error"]["code"] == "unavailable"
+    assert fr.json()["error"]["message"].startswith("Service momentanément indisponible")
+    assert en.json()["error"]["message"].startswith("Service temporarily unavailable")
+    assert "collectors.api" not in fr.text
+
+
 async def test_invoice_detail_adds_the_documents_data(tmp_path: Path) -> None:
     backend = backend_with_replies()
     backend.replies[Api.DOCUMENTS_INVOICE_DATA] = {"source": "none", "attachment": None, "data": None,
