@@ -439,6 +439,18 @@ async def test_keyboard_only_and_contrast(platform: Platform, context: BrowserCo
     card = account_card(page, "compta@pharmacie.example")
     await expect(card.locator(".badge")).to_have_text("Action requise")
 
+    # Two more states on the page, each with its badge: the portal down, terms to accept on the portal.
+    await activate(page, "sandbox-classic", "fault-maintenance-1", "demo")
+    await activate(page, "sandbox-classic", "fault-terms-1", "demo")
+    await expect(account_card(page, "fault-maintenance-1").locator(".badge")).to_have_text("Nouvel essai prévu")
+    terms = account_card(page, "fault-terms-1")
+    await expect(terms.locator(".badge")).to_have_text("Action requise")
+    # Once done on the portal, "Relancer" asks for a collection now (not offered after a bad password).
+    await expect(card.get_by_role("button", name="Relancer")).to_be_hidden()
+    async with page.expect_response(lambda r: "/retry" in r.url and r.request.method == "POST") as retried:
+        await terms.get_by_role("button", name="Relancer").click()
+    assert (await retried.value).status == 200
+
     await page.locator("aside").get_by_label("Fournisseur").fill("Laboratoire Contraste")
     await page.locator("aside").get_by_role("button", name="Envoyer la demande").click()
     await expect(page.locator("#requests .request")).to_have_count(1)
