@@ -362,7 +362,7 @@ async def test_search_filters_the_catalog_as_you_type(platform: Platform, contex
     no_script_errors(page)
 
 
-async def test_english_and_signed_out_and_tablet_width(platform: Platform, browser: Browser) -> None:
+async def test_english_tablet_width_and_signing_out(platform: Platform, browser: Browser) -> None:
     ctx = await browser.new_context(viewport={"width": 768, "height": 1024})
     ctx.set_default_timeout(TIMEOUT_MS)
     try:
@@ -383,6 +383,10 @@ async def test_english_and_signed_out_and_tablet_width(platform: Platform, brows
         assert side_box["y"] >= main_box["y"] + main_box["height"]
         assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         no_script_errors(page)
+        # Signing out (a POST with the CSRF header) ends the session: the page asks to sign in again.
+        await page.get_by_role("button", name="Sign out").click()
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Sign-in required")
+        assert not [c for c in await ctx.cookies() if c["name"] == "collectors_session"]
     finally:
         await ctx.close()
 

@@ -146,12 +146,12 @@
     });
     const login = el("input", {
       id: `${base}-login`, name: "login", type: c.login_kind === "email" ? "email" : "text", required: true,
-      maxlength: 320, autocomplete: c.login_kind === "email" ? "email" : "username", spellcheck: "false",
+      maxlength: 320, "aria-describedby": `${base}-error`, autocomplete: c.login_kind === "email" ? "email" : "username", spellcheck: "false",
       autocapitalize: "off",
     });
     const password = el("input", {
       id: `${base}-password`, name: "password", type: "password", required: true, maxlength: 1024,
-      autocomplete: "current-password",
+      autocomplete: "current-password", "aria-describedby": `${base}-error`,
     });
     const error = el("p", { class: "form-error", id: `${base}-error`, role: "alert" });
     const cancel = el("button", { type: "button", class: "secondary", text: T.cancel });
@@ -292,9 +292,10 @@
     const collector = collectorById(a.collector_id);
     const kind = collector ? collector.login_kind : "identifier";
     const login = el("input", { id: `${base}-login`, name: "login", type: kind === "email" ? "email" : "text",
-      required: true, maxlength: 320, autocomplete: "username", spellcheck: "false", autocapitalize: "off" });
+      required: true, maxlength: 320, autocomplete: "username", spellcheck: "false", autocapitalize: "off",
+      "aria-describedby": `${base}-error` });
     const password = el("input", { id: `${base}-password`, name: "password", type: "password", required: true,
-      maxlength: 1024, autocomplete: "new-password" });
+      maxlength: 1024, autocomplete: "new-password", "aria-describedby": `${base}-error` });
     const error = el("p", { class: "form-error", id: `${base}-error`, role: "alert" });
     const cancel = el("button", { type: "button", class: "secondary", text: T.cancel });
     const form = el("form", { id: `${base}-edit`, class: "edit-form", hidden: true, "aria-labelledby": title.id },
@@ -543,7 +544,7 @@
       try {
         await fetch("/signout", { method: "POST", credentials: "same-origin", headers: { "X-CSRF-Token": CSRF } });
       } finally {
-        window.location.assign("/");
+        window.location.assign(`/?lang=${LANG}`);
       }
     });
   }
