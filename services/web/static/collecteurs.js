@@ -16,6 +16,7 @@
     invoices: new Map(),    // id -> invoice (ledger view or the invoice event)
     notices: new Map(),     // notification id -> {subject, body, created_at}
     refreshTimers: new Map(),
+    touched: new Map(),     // account id -> when an event or a fresh read last set it (performance.now())
     followUps: new Map(),
   };
 
@@ -244,6 +245,7 @@
   function upsertAccount(a) {
     if (!a || !a.id) return;
     if (a.status === "deleted") { removeAccount(a.id); return; }
+    state.touched.set(a.id, performance.now());
     state.accounts.set(a.id, a);
     let card = state.accountCards.get(a.id);
     if (!card) {
@@ -268,6 +270,7 @@
   }
 
   function removeAccount(id) {
+    state.touched.set(id, performance.now());
     state.accounts.delete(id);
     const card = state.accountCards.get(id);
     if (card) card.li.remove();
@@ -489,15 +492,19 @@
   // --- loading and live updates --------------------------------------------------------------------
 
   async function loadAll() {
+    const started = performance.now();
     const [catalog, accounts, invoices] = await Promise.all([
       api("GET", "/catalog"), api("GET", "/accounts"), api("GET", "/invoices?limit=500"),
     ]);
     const firstCatalog = state.catalog.length === 0;
     state.catalog = catalog.collectors || [];
     if (firstCatalog || document.querySelectorAll("#catalog .activate-form:not([hidden])").length === 0) renderCatalog();
+    // An account an event (or an activation) set while this list was on its way is newer than the
+    // list's copy: it is kept as it is, and not removed for missing from the list.
+    const newer = (id) => (state.touched.get(id) || 0) > started;
     const seen = new Set();
-    for (const a of accounts.accounts || []) { upsertAccount(a); seen.add(a.id); }
-    for (const id of [...state.accounts.keys()]) if (!seen.has(id)) removeAccount(id);
+    for (const a of accounts.accounts || []) { seen.add(a.id); if (!newer(a.id)) upsertAccount(a); }
+    for (const id of [...state.accounts.keys()]) if (!seen.has(id) && !newer(id)) removeAccount(id);
     for (const inv of invoices.invoices || []) addInvoice(inv);
     await Promise.all([loadRequests(), loadNotices()]);
   }
