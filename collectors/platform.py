@@ -152,7 +152,7 @@ class Platform:
             self.say(f"[yellow]Web API not served: port {port}: {exc} (--web-port to choose another)[/]")
             return
         self.web, self.web_url = server, server.url
-        self.say(f"Web API and page: {self.web_url}/  (OpenAPI: {self.web_url}/docs; "
+        self.say(f"Web API and page: {self.web_url}/  (OpenAPI: {self.web_url}/openapi.json; "
                  f"a token: collectors dev token --tenant T --data-dir {self.options.data_dir})")
         if self.options.demo:
             demo = mint_token(key, tenant=DEMO_TENANT, minutes=DEMO_TOKEN_MINUTES, issuer=settings.web_jwt_issuer,

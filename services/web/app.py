@@ -169,7 +169,8 @@ def create_app(settings: WebSettings, client_factory: ClientFactory, *,
                 await stream.close()
             await backend.close()
 
-    app = FastAPI(title="Collectors web API", version="1", lifespan=lifespan,
+    # No /docs or /redoc: their pages load scripts from a CDN, which the CSP (script-src 'self') refuses.
+    app = FastAPI(title="Collectors web API", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="The HTTP API of the web gateway over the NATS API (issue 15). Callers "
                               "authenticate with a bearer JWT (or the page's session cookie and CSRF header).")
     app.add_middleware(Guard)
