@@ -455,8 +455,12 @@ async def test_keyboard_only_and_contrast(platform: Platform, context: BrowserCo
         await terms.get_by_role("button", name="Relancer").click()
     assert (await retried.value).status == 200
 
-    await page.locator("aside").get_by_label("Fournisseur").fill("Laboratoire Contraste")
+    # What the pharmacy typed comes back from the API as text, never as markup.
+    typed = '<img src=x onerror="window.injected=1">Laboratoire <b>Contraste</b>'
+    await page.locator("aside").get_by_label("Fournisseur").fill(typed)
     await page.locator("aside").get_by_role("button", name="Envoyer la demande").click()
-    await expect(page.locator("#requests .request")).to_have_count(1)
+    await expect(page.locator("#requests .request-supplier")).to_have_text(typed)
+    assert await page.locator("#requests img, #requests b").count() == 0
+    assert await page.evaluate("window.injected === undefined")
     assert await page.evaluate(CONTRAST_FAILURES) == []
     no_script_errors(page)
