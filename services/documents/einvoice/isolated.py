@@ -47,6 +47,9 @@ def _worker_main(conn: Connection, memory_mb: int) -> None:
     limit = memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     os.nice(WORKER_NICENESS)
+    # Ctrl-C in a terminal reaches the whole process group: the service stops its workers itself
+    # (shutdown_workers); a worker that raised KeyboardInterrupt only printed a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         try:
             target, filename = conn.recv()

@@ -38,3 +38,12 @@ def pid(data: bytes, *, filename: str | None = None) -> Extraction:
 def niceness(data: bytes, *, filename: str | None = None) -> Extraction:
     """The worker's niceness, as the warning's message (its priority against the scraper's)."""
     return Extraction(source="none", warnings=[DataWarning(code="niceness", message=str(os.nice(0)))])
+
+
+def interrupt_self(data: bytes, *, filename: str | None = None) -> Extraction:
+    """Sends itself SIGINT (as Ctrl-C does to a terminal's process group), then answers."""
+    import signal
+
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.2)
+    return Extraction(source="none", attachment="still here")

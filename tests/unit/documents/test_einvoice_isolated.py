@@ -88,3 +88,8 @@ def test_workers_give_the_cpu_to_collection() -> None:
     here = os.nice(0)
     (reported,) = run_in_child(targets.niceness, b"x").warnings
     assert int(reported.message) == min(19, here + WORKER_NICENESS) > here
+
+
+def test_ctrl_c_is_the_services_to_handle_not_the_workers() -> None:
+    answered = run_in_child(targets.interrupt_self, b"x")
+    assert answered.attachment == "still here" and not answered.warnings, answered
