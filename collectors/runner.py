@@ -28,7 +28,9 @@ FINISHED = {"ok", "action_required", "retrying", "maintenance"}
 
 def _say_to(out: Any) -> Any:
     def say(line: str) -> None:
-        out.print(f"[dim]{datetime.now():%H:%M:%S}[/] {line}", highlight=False)
+        # soft_wrap: a long line (the demo's sign-in link) is left whole for the terminal to wrap,
+        # not folded with line breaks that a copy would keep.
+        out.print(f"[dim]{datetime.now():%H:%M:%S}[/] {line}", highlight=False, soft_wrap=True)
 
     return say
 
