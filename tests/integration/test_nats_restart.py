@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -70,9 +71,11 @@ def test_every_nats_server_we_run_fsyncs_each_write_before_acking(tmp_path: Path
             assert bool(js.get("sync_always")) is sync_always
             assert sync_always or js["sync_interval"] == 120 * 10**9
 
-    passwords = {f"{u.upper()}_PASSWORD": "x" for u in ("accounts", "scheduler", "scraper", "notifier", "requests",
-                                                         "cli", "gateway", "operator")}
-    with monitored([nats_server_binary(), "-c", str(ROOT / "deploy" / "nats" / "nats.conf"),
+    conf = ROOT / "deploy" / "nats" / "nats.conf"
+    # Every user's password variable the configuration names (one per service and client user).
+    passwords = dict.fromkeys(re.findall(r"\$([A-Z_]+_PASSWORD)", conf.read_text()), "x")
+    assert {"DOCUMENTS_PASSWORD", "WEB_PASSWORD"} <= set(passwords)
+    with monitored([nats_server_binary(), "-c", str(conf),
                     "-sd", str(tmp_path / "compose")], passwords) as js:
         assert js["sync_always"] is True
     # The Kubernetes cluster survives a host's loss by replication instead (every stream and the
