@@ -15,7 +15,9 @@ from shared.subjects import Api
 from tests.unit.web import samples
 from tests.unit.web.fakes import FakeBackend, bearer, serve, token
 
-PHARMACY = bearer(token("pharma-1"))
+# Made at import, i.e. when pytest collects: valid for a day, as a whole run takes longer than the
+# 10 minutes of the default (CI ran these 12 minutes after collecting them: every one expired).
+PHARMACY = bearer(token("pharma-1", minutes=24 * 60))
 
 
 def backend_with_replies() -> FakeBackend:
