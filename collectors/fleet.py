@@ -8,7 +8,6 @@ ids, ISO dates).
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -17,9 +16,9 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from collectors.output import console, emit, fail, shown
+from collectors.api_call import run_api
+from collectors.output import console, emit, shown
 from shared.client import ApiClient
-from shared.errors import RemoteApiError
 from shared.subjects import Api
 
 # 100,000 accounts are one pass in the service (about 2 s on the embedded store): leave it room.
@@ -65,19 +64,8 @@ def fleet(
     """Per collector: active accounts, share ok, accounts by error code, open incident, last success,
     p50/p95 run duration over 24 h (operators)."""
 
-    async def main() -> dict[str, Any]:
-        try:
-            client = await ApiClient.connect(nats_url)
-        except Exception as exc:
-            raise RemoteApiError("unavailable", f"cannot reach NATS at {nats_url}: {exc}. "
-                                 "Is `collectors up` running?") from exc
-        try:
-            return await client.call(Api.ACCOUNTS_FLEET, {}, timeout=FLEET_TIMEOUT_S)
-        finally:
-            await client.close()
+    async def work(client: ApiClient) -> dict[str, Any]:
+        return await client.call(Api.ACCOUNTS_FLEET, {}, timeout=FLEET_TIMEOUT_S)
 
-    try:
-        data = asyncio.run(main())
-    except RemoteApiError as exc:
-        fail(exc, as_json)
+    data = run_api(as_json, nats_url, work)
     emit(data, as_json, lambda d: render(d, console))
