@@ -132,19 +132,26 @@ def _file_name(number: str) -> str:
 
 def _watch_pages(context: Any, trail: Trail) -> None:
     started: dict[Any, float] = {}
+    statuses: dict[Any, int] = {}
 
     def on_request(request: Any) -> None:
         started[request] = time.monotonic()
 
-    async def on_finished(request: Any) -> None:
-        response = await request.response()
-        trail.add(request.method, request.url, response.status if response is not None else 0,
-                  started.pop(request, time.monotonic()))
+    # The status is kept from the "response" event rather than awaited with request.response() when
+    # the request finishes: a request finishing as the run closes its context would raise
+    # TargetClosedError from the listener (CI saw it fail `collectors dev try --har-replay`).
+    def on_response(response: Any) -> None:
+        statuses[response.request] = response.status
+
+    def on_finished(request: Any) -> None:
+        trail.add(request.method, request.url, statuses.pop(request, 0), started.pop(request, time.monotonic()))
 
     def on_failed(request: Any) -> None:
+        statuses.pop(request, None)
         trail.add(request.method, request.url, 0, started.pop(request, time.monotonic()))
 
     context.on("request", on_request)
+    context.on("response", on_response)
     context.on("requestfinished", on_finished)
     context.on("requestfailed", on_failed)
 
