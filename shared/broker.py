@@ -8,12 +8,15 @@ import itertools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
+from faststream import Context
 from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
 from faststream.nats import JStream, NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
+from faststream.nats.message import NatsBatchMessage as NatsBatchMessageType
+from faststream.nats.message import NatsMessage as NatsMessageType
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
@@ -35,6 +38,8 @@ from shared.telemetry import broker_middlewares, trace_headers
 log = get_logger("collectors.broker")
 M = TypeVar("M", bound=BaseModel)
 # Keeps a message aside as a dead letter: (message, reason, "job" | "event"); shared.dead_letters.
+# A batch subscriber's message, as FastStream hands it to the handler (its raw messages: a fetch).
+NatsBatchMessage = Annotated[NatsBatchMessageType, Context("message")]
 KeepAside = Callable[[NatsMessage, str, Literal["job", "event"]], Awaitable[object]]
 # Deliveries of an event before JetStream stops trying (the consumers' max_deliver by default).
 EVENT_MAX_DELIVER = 50
@@ -58,7 +63,7 @@ def make_broker(nats_url: str, client_name: str) -> NatsBroker:
     )
 
 
-async def undecoded(msg: StreamMessage[Any]) -> bytes:
+async def undecoded(msg: StreamMessage[Any]) -> bytes | list[bytes]:
     """FastStream's decoder for every subscriber of ours: the body as it came, parsed by the handler.
 
     Every handler here reads the raw message and parses it itself, within limits (``api_handler``,
@@ -67,6 +72,8 @@ async def undecoded(msg: StreamMessage[Any]) -> bytes:
     ValueError (an integer of 5,000 digits) and, under a JSON content-type header, any decoding error
     escape: a request got no reply, an event no ack, and each logged a traceback.
     """
+    if isinstance(msg.body, list):  # a batch subscriber's: one body per message
+        return [bytes(body) for body in msg.body]
     return bytes(msg.body)
 
 
@@ -273,6 +280,58 @@ def event_handler(
     return handler
 
 
+def batch_event_handler(
+    model: type[M], func: Callable[[list[M]], Awaitable[None]], *, service: str, retry_delay_s: float = 2.0,
+    keep_aside: KeepAside | None = None, max_deliver: int = EVENT_MAX_DELIVER,
+) -> Callable[[NatsBatchMessage], Awaitable[None]]:
+    """``event_handler`` for a batch subscriber (``consume(..., batch=True)``): ``func`` gets every
+    event of a fetch at once, so that what each costs anyway (the database write, the publish round,
+    FastStream's handling) is paid once a batch.
+
+    Each message keeps ``event_handler``'s policy on its own: poison is terminated (and kept aside)
+    without reaching ``func``; when ``func`` raises, every other message of the batch is nacked for a
+    redelivery, and one at its last allowed delivery is kept aside and terminated. ``func`` must be
+    idempotent per event: a redelivered batch may hold events it already handled.
+    """
+
+    async def handler(batch: NatsBatchMessage) -> None:
+        events: list[M] = []
+        messages: list[NatsMessageType] = []
+        for raw in batch.raw_message:
+            msg = NatsMessageType(raw, raw.data, headers=raw.headers or {})
+            try:
+                events.append(model.model_validate_json(raw.data))
+            except ValueError as exc:
+                log.error("poison_event_terminated", service=service, subject=raw.subject, error=str(exc)[:300])
+                if keep_aside is not None:
+                    await keep_aside(msg, f"invalid event: {invalid_reason(exc)}", "event")
+                await msg.reject()
+                continue
+            messages.append(msg)
+        if not events:
+            return
+        try:
+            await func(events)
+        except Exception as exc:
+            log.exception("event_handler_failed", service=service, events=len(events),
+                          subject=messages[0].raw_message.subject)
+            for msg in messages:
+                delivered = _delivered(msg)
+                if keep_aside is not None and delivered >= max_deliver:
+                    await keep_aside(msg, f"failed {delivered} times, last: {type(exc).__name__}: {exc}"[:1000],
+                                     "event")
+                    await msg.reject()
+                else:
+                    await msg.nack(delay=retry_delay_s)
+            return
+        for msg in messages:
+            await msg.ack()
+
+    handler.__name__ = f"{service}_{getattr(func, '__name__', 'consumer')}"
+    handler.__doc__ = func.__doc__
+    return handler
+
+
 def invalid_reason(exc: ValueError) -> str:
     """Why a message did not parse, without quoting it (pydantic's text repeats the input): a dead
     letter's reason is shown to operators, and a malformed payload may hold anything."""
@@ -295,25 +354,31 @@ def consume(
     *,
     owner: str,
     durable: str,
-    handler: Callable[[NatsMessage], Awaitable[None]],
+    handler: Callable[[NatsMessage], Awaitable[None]] | Callable[[NatsBatchMessage], Awaitable[None]],
     max_workers: int = 1,
     ack_wait_s: float = 30.0,
     max_deliver: int = EVENT_MAX_DELIVER,
     batch_size: int = 16,
     description: str | None = None,
+    batch_wait_s: float | None = None,
 ) -> None:
-    """A durable pull consumer ``<service>-<purpose>`` on an owner's stream, acked by hand."""
+    """A durable pull consumer ``<service>-<purpose>`` on an owner's stream, acked by hand.
+
+    With ``batch_wait_s``, the handler gets a batch (``batch_event_handler``): what arrived within
+    that time, up to ``batch_size``, handled one batch after another (``max_workers`` then unused).
+    """
     # FastStream gives a pull subscriber nats-py's default `_INBOX.` for its fetches unless told
     # otherwise, overriding the connection's prefix: the broker's own inbox, then.
     prefix = str(broker._connection_kwargs.get("inbox_prefix") or "_INBOX")
-    broker.subscriber(
+    batched = batch_wait_s is not None
+    broker.subscriber(  # type: ignore[call-overload]
         subject,
         stream=JStream(str(STREAMS[owner].name), declare=False),
         durable=durable,
-        pull_sub=PullSub(batch_size=batch_size, timeout=1.0),
+        pull_sub=PullSub(batch_size=batch_size, timeout=batch_wait_s if batched else 1.0, batch=batched),
         inbox_prefix=f"{prefix}.".encode(),
         ack_policy=AckPolicy.MANUAL,
-        max_workers=max_workers,
+        **({} if batched else {"max_workers": max_workers}),
         config=ConsumerConfig(ack_wait=ack_wait_s, max_deliver=max_deliver,
                               deliver_policy=DeliverPolicy.ALL),
         title=durable,

@@ -11,7 +11,9 @@ from datetime import date
 from typing import Any
 
 from pymongo import ASCENDING
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError
+
+_DUPLICATE_KEY = 11000
 
 # What a page of the export reads; the listed values and the data, never the outbox.
 _EXPORT_FIELDS = {"outbox": 0, "checks": 0}
@@ -30,16 +32,24 @@ class DocumentRepository:
         await self.invoice_data.create_index(
             [("tenant_id", ASCENDING), ("issue_date", ASCENDING), ("invoice_id", ASCENDING)])
 
-    async def exists(self, tenant_id: str, invoice_id: str) -> bool:
-        return await self.invoice_data.find_one({"_id": record_id(tenant_id, invoice_id)}, {"_id": 1}) is not None
+    async def existing(self, ids: list[str]) -> set[str]:
+        """Which of these record ids are stored already."""
+        return {d["_id"] async for d in self.invoice_data.find({"_id": {"$in": ids}}, {"_id": 1})}
 
-    async def insert(self, doc: dict[str, Any]) -> bool:
-        """Store a new record (with its outbox); False if this invoice already has one."""
+    async def insert_many(self, docs: list[dict[str, Any]]) -> list[str]:
+        """Store new records (each with its outbox) in one write; the ids stored, without those that
+        already had one (a concurrent delivery of the same event stored it first)."""
+        if not docs:
+            return []
         try:
-            await self.invoice_data.insert_one(doc)
-        except DuplicateKeyError:
-            return False
-        return True
+            await self.invoice_data.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != _DUPLICATE_KEY for e in errors):
+                raise
+            lost = {e["index"] for e in errors}
+            return [d["_id"] for n, d in enumerate(docs) if n not in lost]
+        return [d["_id"] for d in docs]
 
     async def get(self, tenant_id: str, invoice_id: str) -> dict[str, Any] | None:
         doc: dict[str, Any] | None = await self.invoice_data.find_one(

@@ -10,6 +10,7 @@ nothing: no second read, no second event.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import Any, Protocol
 
 from services.documents import messages
@@ -130,29 +131,68 @@ def _parse_cursor(after: str | None) -> tuple[str, str] | None:
 
 class DocumentsService:
     def __init__(self, repo: DocumentRepository, outbox: Outbox, files: InvoiceFiles, extractor: Extractor,
-                 *, max_file_bytes: int) -> None:
+                 *, max_file_bytes: int, concurrency: int = 2) -> None:
         self.repo = repo
+        self.concurrency = concurrency
         self.outbox = outbox
         self.files = files
         self.extractor = extractor
         self.max_file_bytes = max_file_bytes
 
-    async def _flush(self, rid: str) -> None:
-        """Publish what the insert queued; on failure the relay's sweep will."""
+    async def _flush(self, ids: list[str]) -> None:
+        """Publish what the inserts queued; on failure the relay's sweep will."""
         try:
-            await self.outbox.flush({"_id": rid})
+            await self.outbox.flush({"_id": {"$in": ids}})
         except Exception as exc:
-            log.warning("outbox_flush_deferred", record_id=rid, error=str(exc))
+            log.warning("outbox_flush_deferred", records=len(ids), error=str(exc))
 
     # --- events ------------------------------------------------------------------------------
 
     async def invoice_collected(self, evt: InvoiceCollected) -> None:
         """Read the collected file's e-invoice, check it against the portal's list, store and publish."""
-        rid = record_id(evt.tenant_id, evt.invoice_id)
-        if await self.repo.exists(evt.tenant_id, evt.invoice_id):
-            log.info("invoice_data_already_extracted", tenant_id=evt.tenant_id, invoice_id=evt.invoice_id)
+        await self.invoices_collected([evt])
+
+    async def invoices_collected(self, evts: list[InvoiceCollected]) -> None:
+        """``invoice_collected`` for a batch: one look-up of what is stored already, the files read and
+        extracted in ``concurrency`` lanes (one worker process each), one insert, one publish round.
+
+        Raises (nothing stored, so the batch is redelivered) only on a failure of ours: the bucket or
+        the database unreachable, a worker that cannot start. A hostile or missing file is a result.
+        """
+        fresh: dict[str, InvoiceCollected] = {}
+        for evt in evts:  # the same invoice twice in a batch: a duplicate event, read once
+            fresh.setdefault(record_id(evt.tenant_id, evt.invoice_id), evt)
+        stored = await self.repo.existing(list(fresh))
+        if stored:
+            log.info("invoice_data_already_extracted", records=len(stored))
+        todo = [evt for rid, evt in fresh.items() if rid not in stored]
+        if not todo:
             return
-        extraction = await self._extract(evt)
+        extractions = await self._extract_all(todo)
+        records = [self._record(evt, extraction) for evt, extraction in zip(todo, extractions, strict=True)]
+        inserted = await self.repo.insert_many(records)
+        if len(inserted) < len(records):  # concurrent deliveries of the same events stored them first
+            log.info("invoice_data_already_extracted", records=len(records) - len(inserted))
+        log.info("invoice_data_extracted", records=len(inserted),
+                 sources=dict(Counter(r["source"] for r in records)),
+                 warnings=dict(Counter(w["code"] for r in records for w in r["warnings"])))
+        if inserted:
+            await self._flush(inserted)
+
+    async def _extract_all(self, evts: list[InvoiceCollected]) -> list[Extraction]:
+        """Each file read then extracted, ``concurrency`` at a time: at most that many files in memory."""
+        results: list[Extraction | None] = [None] * len(evts)
+        queue = iter(enumerate(evts))  # shared by the lanes: each takes the next event when free
+
+        async def lane() -> None:
+            for index, evt in queue:
+                results[index] = await self._extract(evt)
+
+        await asyncio.gather(*(lane() for _ in range(min(self.concurrency, len(evts)))))
+        return [r for r in results if r is not None]
+
+    def _record(self, evt: InvoiceCollected, extraction: Extraction) -> dict[str, Any]:
+        """The stored record of one invoice, its event in its outbox."""
         listed = Listed(number=evt.number, issue_date=evt.issue_date, amount=evt.amount, kind=evt.kind)
         # Disagreements with the portal are flagged on the invoice, never settled in silence.
         warnings = [*extraction.warnings,
@@ -162,9 +202,9 @@ class DocumentsService:
             invoice_id=evt.invoice_id, source=extraction.source, attachment=extraction.attachment,
             invoice=extraction.invoice, data_warnings=warnings, checks=extraction.checks)
         inv = extraction.invoice
-        doc = {
-            "_id": rid, "tenant_id": evt.tenant_id, "invoice_id": evt.invoice_id, "account_id": evt.account_id,
-            "collector_id": evt.collector_id,
+        return {
+            "_id": record_id(evt.tenant_id, evt.invoice_id), "tenant_id": evt.tenant_id,
+            "invoice_id": evt.invoice_id, "account_id": evt.account_id, "collector_id": evt.collector_id,
             "listed": {"number": evt.number, "issue_date": evt.issue_date.isoformat(), "amount": str(evt.amount),
                        "currency": evt.currency, "kind": evt.kind},
             # The export's date: the e-invoice's own when there is one, else the portal's.
@@ -175,12 +215,6 @@ class DocumentsService:
             "sha256": evt.sha256, "extracted_at": utcnow(),
             "outbox": [outbox_entry(Events.INVOICE_DATA_EXTRACTED.for_tenant(evt.tenant_id), out)],
         }
-        if not await self.repo.insert(doc):  # a concurrent delivery of the same event stored it first
-            log.info("invoice_data_already_extracted", tenant_id=evt.tenant_id, invoice_id=evt.invoice_id)
-            return
-        log.info("invoice_data_extracted", tenant_id=evt.tenant_id, invoice_id=evt.invoice_id,
-                 source=extraction.source, warnings=[w.code for w in warnings][:20])
-        await self._flush(rid)
 
     async def _extract(self, evt: InvoiceCollected) -> Extraction:
         try:

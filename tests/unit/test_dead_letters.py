@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from shared import api
-from shared.broker import event_handler
+from shared.broker import batch_event_handler, event_handler
 from shared.dead_letters import DeadLetters, DeadLetterStore, preview
 from shared.errors import NotFound
 from shared.events import AccountStatusChanged
@@ -118,3 +118,67 @@ def test_a_preview_keeps_what_is_not_secret_and_is_cut_to_its_limit() -> None:
     assert '"credential_version": 4' in preview(b'{"credential_version": 4, "account_id": "a1"}')
     long = preview(b'{"x": "' + b"a" * 5000 + b'"}', limit=100)
     assert len(long) < 200 and long.endswith("more characters)")
+
+
+@dataclass
+class FakeRaw:
+    """A raw JetStream message of a fetched batch (nats-py's ``Msg``), settled by hand."""
+
+    data: bytes
+    delivered: int = 1
+    settled: list[str] = field(default_factory=list)
+    subject: str = SUBJECT
+    headers: dict[str, str] | None = None
+    _ackd: bool = False
+
+    @property
+    def metadata(self) -> Any:
+        return SimpleNamespace(num_delivered=self.delivered, consumer="documents-extract")
+
+    async def ack(self) -> None:
+        self.settled.append("ack")
+
+    async def nak(self, delay: float | None = None) -> None:
+        self.settled.append("nack")
+
+    async def term(self) -> None:
+        self.settled.append("reject")
+
+
+def status_body(account_id: str) -> bytes:
+    return AccountStatusChanged(tenant_id="pharma-1", account_id=account_id, collector_id="c",
+                                status="ok").model_dump_json().encode()  # type: ignore[arg-type]
+
+
+async def test_a_batch_keeps_each_message_s_policy(letters: DeadLetters) -> None:
+    """batch_event_handler: the good events reach the use case together and are acked; poison is
+    kept aside and terminated without reaching it; when the use case fails, the others are nacked
+    and the one at its last delivery is kept aside."""
+    calls: list[list[str]] = []
+    fail = False
+
+    async def use_case(events: list[AccountStatusChanged]) -> None:
+        calls.append([e.account_id for e in events])
+        if fail:
+            raise RuntimeError("database down")
+
+    handler = batch_event_handler(AccountStatusChanged, use_case, service="documents", keep_aside=letters.keep,
+                                  max_deliver=3)
+    a, poison, b = FakeRaw(status_body("a1")), FakeRaw(b'{"tenant_id": 1'), FakeRaw(status_body("a2"))
+    await handler(SimpleNamespace(raw_message=[a, poison, b]))  # type: ignore[arg-type]
+    assert calls == [["a1", "a2"]]
+    assert (a.settled, poison.settled, b.settled) == (["ack"], ["reject"], ["ack"])
+    (kept,) = await letters.store.list(False, 10)
+    assert kept.reason.startswith("invalid event") and kept.consumer == "documents-extract"
+
+    fail = True
+    early, last = FakeRaw(status_body("a3"), delivered=1), FakeRaw(status_body("a4"), delivered=3)
+    await handler(SimpleNamespace(raw_message=[early, last]))  # type: ignore[arg-type]
+    assert calls[-1] == ["a3", "a4"]
+    assert (early.settled, last.settled) == (["nack"], ["reject"])
+    assert [k.reason for k in await letters.store.list(False, 10)][0] == \
+        "failed 3 times, last: RuntimeError: database down"
+
+    only_poison = FakeRaw(b"[]")
+    await handler(SimpleNamespace(raw_message=[only_poison]))  # type: ignore[arg-type]
+    assert only_poison.settled == ["reject"] and len(calls) == 2  # the use case is not called for nothing

@@ -178,6 +178,36 @@ async def test_two_deliveries_at_once_store_one_record_and_queue_one_event(world
     assert await world.repo.invoice_data.count_documents({}) == 1
 
 
+async def test_a_batch_reads_each_new_invoice_once_in_two_lanes_and_stores_them_in_one_write(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    done = collected("inv0")
+    world.store(done, b"f0", Extraction(source="cii", invoice=invoice()))
+    await world.service.invoice_collected(done)
+    world.extractor.calls.clear()
+    evts = [collected(f"inv{n}") for n in range(1, 5)]
+    for n, evt in enumerate(evts, 1):
+        world.store(evt, f"f{n}".encode(), Extraction(source="cii", invoice=invoice()))
+    writes: list[int] = []
+    insert_many = world.repo.insert_many
+
+    async def counted(docs: list[dict[str, Any]]) -> list[str]:
+        writes.append(len(docs))
+        return await insert_many(docs)
+
+    monkeypatch.setattr(world.repo, "insert_many", counted)
+    world.extractor.gate = asyncio.Event()
+    # inv0 stored already, inv2 twice in the batch (a duplicate event)
+    batch = asyncio.create_task(world.service.invoices_collected([done, *evts, collected("inv2")]))
+    for _ in range(100):
+        await asyncio.sleep(0)
+    assert len(world.extractor.calls) == 2  # two lanes (concurrency 2): two extractions in flight, no more
+    world.extractor.gate.set()
+    await batch
+    assert sorted(world.extractor.calls) == [b"f1", b"f2", b"f3", b"f4"]  # each once, not the stored f0
+    assert writes == [4]
+    assert sorted(e.invoice_id for e in world.events()) == ["inv0", "inv1", "inv2", "inv3", "inv4"]
+
+
 async def test_a_file_above_the_limit_is_not_read_and_says_so(world: World) -> None:
     evt = collected()
     world.store(evt, b"x" * (MAX + 1))
