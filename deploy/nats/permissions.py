@@ -218,7 +218,7 @@ def derive() -> list[User]:
             user.publish.add(
                 f"Object Store {INVOICE_BUCKET}, read only: the metadata and chunks of a collected file by "
                 "direct get (services/documents/app.py BucketFiles); no consumer, no write, no purge",
-                f"$JS.API.STREAM.MSG.GET.{obj_stream}")
+                f"$JS.API.DIRECT.GET.{obj_stream}", f"$JS.API.DIRECT.GET.{obj_stream}.$O.{INVOICE_BUCKET}.M.*")
         user.subscribe = _core_rules(service, core)
         users.append(user)
 

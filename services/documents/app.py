@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+from collections.abc import Callable
+from functools import partial
 
-from faststream.nats import NatsBroker
+from nats.js import JetStreamContext
+from nats.js.api import ObjectInfo
 from nats.js.errors import NotFoundError
-from nats.js.object_store import ObjectStore
 from pydantic import Field
 
 from services.documents.repository import DocumentRepository
@@ -44,23 +47,36 @@ class BucketFiles:
     """Reads collected files from the invoice bucket, a chunk at a time, refusing one above the limit
     before reading any of it.
 
-    Only ``$JS.API.STREAM.MSG.GET.OBJ_<bucket>`` is used (the bucket's metadata, then each chunk):
-    read access and nothing else, granted to this service in deploy/nats. nats-py's ``ObjectStore.get``
-    would need a consumer on the bucket's stream, and appends chunk after chunk to a ``bytes`` (a
-    copy of everything read so far per chunk: quadratic on a large file)."""
+    Only JetStream's direct get on the bucket's stream is used (``$JS.API.DIRECT.GET.OBJ_<bucket>``:
+    the object's metadata by its subject, then each chunk by sequence): read access and nothing
+    else, granted to this service in deploy/nats. A direct get answers with the stored message as it
+    is, where the JetStream API's ``MSG.GET`` (nats-py's ``ObjectStore.get_info``) wraps it in JSON
+    and base64 both ways. nats-py's ``ObjectStore.get`` would need a consumer on the bucket's stream,
+    and appends chunk after chunk to a ``bytes`` (a copy of everything read so far per chunk:
+    quadratic on a large file)."""
 
-    def __init__(self, broker: NatsBroker, bucket: str = INVOICE_BUCKET) -> None:
-        self.broker = broker
+    def __init__(self, js: Callable[[], JetStreamContext], bucket: str = INVOICE_BUCKET) -> None:
+        self.js = js  # the broker's, once connected
         self.bucket = bucket
         self.stream = f"OBJ_{bucket}"
 
-    async def read(self, key: str, max_bytes: int) -> bytes:
-        js = jetstream(self.broker)
-        store = ObjectStore(name=self.bucket, stream=self.stream, js=js)  # no API call: just names
+    async def _info(self, js: JetStreamContext, key: str) -> ObjectInfo:
+        meta = f"$O.{self.bucket}.M.{base64.urlsafe_b64encode(key.encode()).decode()}"
         try:
-            info = await store.get_info(key)
-        except NotFoundError as exc:  # ObjectNotFoundError is one
+            msg = await js.get_msg(self.stream, subject=meta, direct=True)
+        except NotFoundError as exc:
             raise FileMissing(key) from exc
+        try:
+            info: ObjectInfo = ObjectInfo.from_response(json.loads(msg.data or b""))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise RuntimeError(f"object {key}: unreadable metadata in the bucket") from exc
+        if info.deleted:
+            raise FileMissing(key)
+        return info
+
+    async def read(self, key: str, max_bytes: int) -> bytes:
+        js = self.js()
+        info = await self._info(js, key)
         size = int(info.size or 0)
         if size > max_bytes:
             raise FileTooLarge(size)
@@ -68,7 +84,7 @@ class BucketFiles:
         out, seq, digest = bytearray(), 1, hashlib.sha256()
         while len(out) < size:
             try:
-                msg = await js.get_msg(self.stream, seq=seq, subject=subject, next=True)
+                msg = await js.get_msg(self.stream, seq=seq, subject=subject, next=True, direct=True)
             except NotFoundError as exc:
                 raise FileMissing(key) from exc  # fewer bytes than the metadata says: purged meanwhile
             chunk = msg.data or b""
@@ -94,7 +110,7 @@ def build(settings: DocumentsSettings) -> ServiceRuntime:
     relay = OutboxRelay(repo.invoice_data, broker, sweep_s=10.0)
     extractor = IsolatedExtractor(timeout_s=settings.documents_extract_timeout_s,
                                   memory_mb=settings.documents_extract_memory_mb)
-    service = DocumentsService(repo, relay, BucketFiles(broker), extractor,
+    service = DocumentsService(repo, relay, BucketFiles(partial(jetstream, broker)), extractor,
                                max_file_bytes=settings.documents_max_file_bytes,
                                concurrency=settings.documents_concurrency)
 

@@ -22,17 +22,20 @@ import nats
 import pytest
 from nats.js import JetStreamContext
 from nats.js.api import ObjectMeta, ObjectMetaOptions
+from nats.js.object_store import ObjectStore
 from pypdf import PdfWriter
 from typer.testing import CliRunner
 
 from collectors.cli import app as cli_app
 from sandbox import einvoice as gen
-from services.documents.app import DocumentsSettings, build
+from services.documents.app import BucketFiles, DocumentsSettings, build
+from services.documents.service import FileMissing, FileTooLarge
 from shared.client import ApiClient
 from shared.errors import RemoteApiError
 from shared.events import InvoiceCollected
 from shared.subjects import INVOICE_BUCKET, STREAMS, Api, Events
 from tests.integration.helpers import eventually, services_running
+from tests.unit.test_deploy import LiveNats, connect, server  # noqa: F401 (fixture)
 
 TENANT = "pharma-1"
 DURABLE = "documents-extract"
@@ -236,3 +239,27 @@ async def test_stopping_the_service_stops_its_idle_extraction_workers(
 
 async def _none_alive() -> bool:
     return not [p for p in multiprocessing.active_children() if p.is_alive()]
+
+
+async def test_the_documents_user_reads_a_collected_file_by_direct_get_and_nothing_else(
+        server: LiveNats) -> None:  # noqa: F811
+    """On nats-server with deploy/nats's users (nats.conf and the Helm values): the scraper's user writes
+    a file of three chunks to the invoice bucket; the documents service's ``BucketFiles``, on its own
+    user, reads it whole (metadata, then each chunk, by direct get), refuses one above the limit and
+    says a missing one is missing; nats-py's JetStream-API read of the metadata is refused to it."""
+    data = bytes(range(256)) * 1200  # 307,200 bytes: three chunks of nats-py's 128 KiB
+    async with connect(server, "scraper") as scraper, connect(server, "documents") as documents:
+        bucket = await scraper.nc.jetstream().create_object_store(INVOICE_BUCKET)
+        await bucket.put("ph1/acc1/abc", data)
+        files = BucketFiles(documents.nc.jetstream)
+        assert await files.read("ph1/acc1/abc", len(data)) == data
+        with pytest.raises(FileTooLarge):
+            await files.read("ph1/acc1/abc", len(data) - 1)
+        with pytest.raises(FileMissing):
+            await files.read("ph1/acc1/nothing", len(data))
+        assert not documents.errors, documents.errors
+
+        with pytest.raises(Exception):  # noqa: B017 (a timeout or no responders: the server dropped it)
+            js = documents.nc.jetstream(timeout=1)
+            await ObjectStore(INVOICE_BUCKET, f"OBJ_{INVOICE_BUCKET}", js).get_info("ph1/acc1/abc")
+        assert await documents.refused(f"$JS.API.STREAM.MSG.GET.OBJ_{INVOICE_BUCKET}")

@@ -372,9 +372,12 @@ def test_collect_jobs_are_the_schedulers_and_invoice_files_the_scrapers(perms: d
                     f"$JS.API.STREAM.CREATE.{OBJ_STREAM}", f"$JS.API.STREAM.PURGE.{OBJ_STREAM}"):
         assert publishers(perms, subject) == {"scraper"}, subject
     # the documents service reads each collected file's e-invoice: by direct get only, no write
-    assert publishers(perms, f"$JS.API.STREAM.MSG.GET.{OBJ_STREAM}") == {"scraper", "documents"}
+    assert publishers(perms, f"$JS.API.STREAM.MSG.GET.{OBJ_STREAM}") == {"scraper"}
+    assert publishers(perms, f"$JS.API.DIRECT.GET.{OBJ_STREAM}") == {"documents"}  # a chunk by sequence
+    meta = f"$JS.API.DIRECT.GET.{OBJ_STREAM}.$O.{INVOICE_BUCKET}.M.bmFtZQ=="
+    assert publishers(perms, meta) == {"documents"}  # an object's metadata by its subject
     # nobody else reads the bucket, by any JetStream route: clients download through the scraper's API
-    for subject in (f"$JS.API.STREAM.INFO.{OBJ_STREAM}", f"$JS.API.DIRECT.GET.{OBJ_STREAM}",
+    for subject in (f"$JS.API.STREAM.INFO.{OBJ_STREAM}", f"$JS.API.DIRECT.GET.{OBJ_STREAM}.$O.{INVOICE_BUCKET}.C.x",
                     f"$JS.API.CONSUMER.CREATE.{OBJ_STREAM}", f"$JS.API.CONSUMER.CREATE.{OBJ_STREAM}.x.$O.>",
                     f"$JS.FC.{OBJ_STREAM}.x"):
         assert publishers(perms, subject) == set(), subject
