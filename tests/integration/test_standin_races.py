@@ -48,7 +48,7 @@ async def test_a_document_stored_twice_at_once_is_one_ledger_entry_and_one_event
     service = ScraperService(cast(Any, None), ledger, {}, cast(Any, None), _Store, JobSettings(worker_id="w"),
                              cast(Any, None))
 
-    async def publish(evt: InvoiceCollected) -> None:
+    async def publish(evt: InvoiceCollected, _unmarked: list[str] | None = None) -> None:
         published.append(evt)
         await ledger.mark_published(evt.tenant_id, [evt.invoice_id])
 

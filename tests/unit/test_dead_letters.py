@@ -176,8 +176,8 @@ async def test_a_batch_keeps_each_message_s_policy(letters: DeadLetters) -> None
     await handler(SimpleNamespace(raw_message=[early, last]))  # type: ignore[arg-type]
     assert calls[-1] == ["a3", "a4"]
     assert (early.settled, last.settled) == (["nack"], ["reject"])
-    assert [k.reason for k in await letters.store.list(False, 10)][0] == \
-        "failed 3 times, last: RuntimeError: database down"
+    newest = (await letters.store.list(False, 10))[0]
+    assert newest.reason == "failed 3 times, last: RuntimeError: database down"
 
     only_poison = FakeRaw(b"[]")
     await handler(SimpleNamespace(raw_message=[only_poison]))  # type: ignore[arg-type]
