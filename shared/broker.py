@@ -8,7 +8,7 @@ import itertools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from faststream import Context
 from faststream.message import StreamMessage
@@ -239,6 +239,39 @@ def api_handler(
     return handler
 
 
+@dataclasses.dataclass(frozen=True)
+class _EventPolicy(Generic[M]):
+    """What ``event_handler`` and ``batch_event_handler`` do with each message (§3): parse it (poison
+    is terminated, kept aside first when there is ``keep_aside``), then, once the use case ran, ack
+    it, or nack it for a redelivery, or at its last allowed delivery keep it aside and terminate it."""
+
+    model: type[M]
+    service: str
+    retry_delay_s: float
+    keep_aside: KeepAside | None
+    max_deliver: int
+
+    async def parse(self, msg: NatsMessage, body: bytes) -> M | None:
+        try:
+            return self.model.model_validate_json(body)
+        except ValueError as exc:
+            log.error("poison_event_terminated", service=self.service, subject=msg.raw_message.subject,
+                      error=str(exc)[:300])
+            if self.keep_aside is not None:
+                await self.keep_aside(msg, f"invalid event: {invalid_reason(exc)}", "event")
+            await msg.reject()
+            return None
+
+    async def failed(self, msg: NatsMessage, exc: Exception) -> None:
+        delivered = _delivered(msg)
+        if self.keep_aside is not None and delivered >= self.max_deliver:
+            await self.keep_aside(msg, f"failed {delivered} times, last: {type(exc).__name__}: {exc}"[:1000],
+                                  "event")
+            await msg.reject()
+            return
+        await msg.nack(delay=self.retry_delay_s)
+
+
 def event_handler(
     model: type[M], func: Callable[[M], Awaitable[None]], *, service: str, retry_delay_s: float = 2.0,
     keep_aside: KeepAside | None = None, max_deliver: int = EVENT_MAX_DELIVER,
@@ -251,27 +284,17 @@ def event_handler(
     With ``keep_aside`` (the service's ``shared.dead_letters``), poison, and an event whose last
     allowed delivery (``max_deliver``, the consumer's) failed too, are kept as dead letters first.
     """
+    policy = _EventPolicy(model, service, retry_delay_s, keep_aside, max_deliver)
 
     async def handler(msg: NatsMessage) -> None:
-        try:
-            event = model.model_validate_json(msg.body)
-        except ValueError as exc:
-            log.error("poison_event_terminated", service=service, subject=msg.raw_message.subject,
-                      error=str(exc)[:300])
-            if keep_aside is not None:
-                await keep_aside(msg, f"invalid event: {invalid_reason(exc)}", "event")
-            await msg.reject()
+        event = await policy.parse(msg, msg.body)
+        if event is None:
             return
         try:
             await func(event)
         except Exception as exc:
             log.exception("event_handler_failed", service=service, subject=msg.raw_message.subject)
-            delivered = _delivered(msg)
-            if keep_aside is not None and delivered >= max_deliver:
-                await keep_aside(msg, f"failed {delivered} times, last: {type(exc).__name__}: {exc}"[:1000], "event")
-                await msg.reject()
-                return
-            await msg.nack(delay=retry_delay_s)
+            await policy.failed(msg, exc)
             return
         await msg.ack()
 
@@ -284,30 +307,25 @@ def batch_event_handler(
     model: type[M], func: Callable[[list[M]], Awaitable[None]], *, service: str, retry_delay_s: float = 2.0,
     keep_aside: KeepAside | None = None, max_deliver: int = EVENT_MAX_DELIVER,
 ) -> Callable[[NatsBatchMessage], Awaitable[None]]:
-    """``event_handler`` for a batch subscriber (``consume(..., batch=True)``): ``func`` gets every
-    event of a fetch at once, so that what each costs anyway (the database write, the publish round,
-    FastStream's handling) is paid once a batch.
+    """``event_handler`` for a batch subscriber (``consume(..., batch_wait_s=...)``): ``func`` gets
+    every event of a fetch at once, so that what each costs anyway (the database write, the publish
+    round, FastStream's handling) is paid once a batch.
 
     Each message keeps ``event_handler``'s policy on its own: poison is terminated (and kept aside)
     without reaching ``func``; when ``func`` raises, every other message of the batch is nacked for a
     redelivery, and one at its last allowed delivery is kept aside and terminated. ``func`` must be
     idempotent per event: a redelivered batch may hold events it already handled.
     """
+    policy = _EventPolicy(model, service, retry_delay_s, keep_aside, max_deliver)
 
     async def handler(batch: NatsBatchMessage) -> None:
         events: list[M] = []
         messages: list[NatsMessageType] = []
         for raw in batch.raw_message:
             msg = NatsMessageType(raw, raw.data, headers=raw.headers or {})
-            try:
-                events.append(model.model_validate_json(raw.data))
-            except ValueError as exc:
-                log.error("poison_event_terminated", service=service, subject=raw.subject, error=str(exc)[:300])
-                if keep_aside is not None:
-                    await keep_aside(msg, f"invalid event: {invalid_reason(exc)}", "event")
-                await msg.reject()
-                continue
-            messages.append(msg)
+            if (event := await policy.parse(msg, raw.data)) is not None:
+                events.append(event)
+                messages.append(msg)
         if not events:
             return
         try:
@@ -316,13 +334,7 @@ def batch_event_handler(
             log.exception("event_handler_failed", service=service, events=len(events),
                           subject=messages[0].raw_message.subject)
             for msg in messages:
-                delivered = _delivered(msg)
-                if keep_aside is not None and delivered >= max_deliver:
-                    await keep_aside(msg, f"failed {delivered} times, last: {type(exc).__name__}: {exc}"[:1000],
-                                     "event")
-                    await msg.reject()
-                else:
-                    await msg.nack(delay=retry_delay_s)
+                await policy.failed(msg, exc)
             return
         for msg in messages:
             await msg.ack()
