@@ -12,15 +12,14 @@ from lxml import etree
 
 from services.documents.einvoice.mapping import NotAnInvoice
 from services.documents.einvoice.read_common import (
+    PartyPaths,
     RawInvoice,
-    RawLine,
-    RawParty,
-    RawVat,
     TermGroup,
-    first_attribute,
     first_text,
-    identifiers,
     raw_invoice,
+    read_line,
+    read_party,
+    read_vat,
     xpath,
 )
 
@@ -70,13 +69,14 @@ _VAT = _x(f"{_SETTLEMENT}/ram:ApplicableTradeTax")  # BG-23
 _LINES = _x(f"{_TX}/ram:IncludedSupplyChainTradeLineItem")  # BG-25
 
 # Party (from a SellerTradeParty / BuyerTradeParty).
-_P_NAME = _x("ram:Name")  # BT-27 / BT-44
-_P_LEGAL_ID = _x("ram:SpecifiedLegalOrganization/ram:ID")  # BT-30 / BT-47
-_P_LEGAL_SCHEME = _x("ram:SpecifiedLegalOrganization/ram:ID/@schemeID")
-# BT-29 / BT-46: GlobalID (with a scheme id: 0009 SIRET...) then ID (the seller's own, usually none).
-_P_GLOBAL_IDS = _x("ram:GlobalID")
-_P_IDS = _x("ram:ID")
-_P_VAT_ID = _x("ram:SpecifiedTaxRegistration/ram:ID[@schemeID='VA']")  # BT-31 / BT-48
+_PARTY = PartyPaths(
+    name=_x("ram:Name"),  # BT-27 / BT-44
+    legal_id=_x("ram:SpecifiedLegalOrganization/ram:ID"),  # BT-30 / BT-47
+    legal_scheme=_x("ram:SpecifiedLegalOrganization/ram:ID/@schemeID"),
+    # BT-29 / BT-46: GlobalID (with a scheme id: 0009 SIRET...) then ID (the seller's own, usually none).
+    identifiers=(_x("ram:GlobalID"), _x("ram:ID")),
+    vat_id=_x("ram:SpecifiedTaxRegistration/ram:ID[@schemeID='VA']"),  # BT-31 / BT-48
+)
 
 # VAT breakdown (from an ApplicableTradeTax).
 _VAT_TERMS = TermGroup(
@@ -108,41 +108,6 @@ _LINE_TERMS = TermGroup(
 )
 
 
-def _party(found: list[etree._Element]) -> RawParty:
-    if not found:
-        return RawParty()
-    node = found[0]
-    return RawParty(
-        name=first_text(_P_NAME(node)),
-        legal_id=first_text(_P_LEGAL_ID(node)),
-        legal_scheme=first_attribute(_P_LEGAL_SCHEME(node)),
-        identifiers=identifiers(_P_GLOBAL_IDS(node) + _P_IDS(node)),
-        vat_id=first_text(_P_VAT_ID(node)),
-    )
-
-
-def _vat(node: etree._Element) -> RawVat:
-    t = _VAT_TERMS.read(node)
-    return RawVat(basis=t.get("basis"), amount=t.get("amount"), category=t.get("category"), rate=t.get("rate"))
-
-
-def _line(node: etree._Element) -> RawLine:
-    t = _LINE_TERMS.read(node)
-    get = t.get
-    return RawLine(
-        id=get("id"),
-        standard_id=get("standard_id"),
-        standard_scheme=get("standard_scheme") or None,
-        seller_id=get("seller_id"),
-        name=get("name"),
-        quantity=get("quantity"),
-        unit=get("unit") or None,
-        net_price=get("net_price"),
-        line_total=get("line_total"),
-        vat_rate=get("vat_rate"),
-    )
-
-
 def read_cii(root: etree._Element, *, xsd_level: str | None, max_lines: int) -> RawInvoice:
     """The terms of the CII document ``root``; ``NotAnInvoice`` past ``max_lines`` lines.
 
@@ -156,7 +121,8 @@ def read_cii(root: etree._Element, *, xsd_level: str | None, max_lines: int) -> 
     h = _HEADER.read(root)
     currency = h.get("currency")
     return raw_invoice(
-        h, date_format=DATE_FORMAT, seller=_party(_SELLER(root)), buyer=_party(_BUYER(root)),
+        h, date_format=DATE_FORMAT, seller=read_party(_SELLER(root), _PARTY), buyer=read_party(_BUYER(root), _PARTY),
         tax_total=first_text(_TAX_TOTAL(root, currency=currency)) if currency else None,
         rounding=None if basic_wl else h.get("rounding"),
-        vat=[_vat(node) for node in _VAT(root)], lines=[_line(node) for node in lines])
+        vat=[read_vat(node, _VAT_TERMS) for node in _VAT(root)],
+        lines=[read_line(node, _LINE_TERMS) for node in lines])

@@ -186,6 +186,64 @@ class TermGroup:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class PartyPaths:
+    """A syntax's paths for a party's terms (BG-4 / BG-7), relative to the party element.
+
+    Each is compiled once at import by the reader module (``xpath``); ``read_party`` only
+    evaluates them.
+    """
+
+    name: etree.XPath  # BT-27 / BT-44
+    legal_id: etree.XPath  # BT-30 / BT-47
+    legal_scheme: etree.XPath  # its @schemeID
+    # BT-29 / BT-46: evaluated in this order and their results concatenated (CII: GlobalID, then ID).
+    identifiers: tuple[etree.XPath, ...]
+    vat_id: etree.XPath  # BT-31 / BT-48
+
+
+def read_party(found: list[etree._Element], paths: PartyPaths) -> RawParty:
+    """The terms of the first party element in ``found`` (an empty ``RawParty`` if none)."""
+    if not found:
+        return RawParty()
+    node = found[0]
+    ids: list[etree._Element] = []
+    for path in paths.identifiers:
+        ids += path(node)
+    return RawParty(
+        name=first_text(paths.name(node)),
+        legal_id=first_text(paths.legal_id(node)),
+        legal_scheme=first_attribute(paths.legal_scheme(node)),
+        identifiers=identifiers(ids),
+        vat_id=first_text(paths.vat_id(node)),
+    )
+
+
+def read_vat(node: etree._Element, terms: TermGroup) -> RawVat:
+    """A VAT breakdown (BG-23) from its element, ``terms`` naming basis, amount, category and rate."""
+    t = terms.read(node)
+    return RawVat(basis=t.get("basis"), amount=t.get("amount"), category=t.get("category"), rate=t.get("rate"))
+
+
+def read_line(node: etree._Element, terms: TermGroup) -> RawLine:
+    """A line (BG-25) from its element, ``terms`` naming ``RawLine``'s fields (an empty scheme or
+    unit attribute counts as absent)."""
+    t = terms.read(node)
+    get = t.get
+    return RawLine(
+        id=get("id"),
+        standard_id=get("standard_id"),
+        standard_scheme=get("standard_scheme") or None,
+        seller_id=get("seller_id"),
+        name=get("name"),
+        quantity=get("quantity"),
+        unit=get("unit") or None,
+        net_price=get("net_price"),
+        line_total=get("line_total"),
+        vat_rate=get("vat_rate"),
+    )
+
+
 def first_text(found: Any) -> str | None:
     """The stripped text of the first element in ``found`` with non-blank text; None if none."""
     for node in found:

@@ -12,15 +12,14 @@ from lxml import etree
 
 from services.documents.einvoice.mapping import NotAnInvoice
 from services.documents.einvoice.read_common import (
+    PartyPaths,
     RawInvoice,
-    RawLine,
-    RawParty,
-    RawVat,
     TermGroup,
-    first_attribute,
     first_text,
-    identifiers,
     raw_invoice,
+    read_line,
+    read_party,
+    read_vat,
     xpath,
 )
 
@@ -89,11 +88,13 @@ _INVOICE_LINES = _x("cac:InvoiceLine")  # BG-25, Invoice
 _CREDIT_NOTE_LINES = _x("cac:CreditNoteLine")  # BG-25, CreditNote
 
 # Party (from a cac:Party).
-_P_NAME = _x("cac:PartyLegalEntity/cbc:RegistrationName")  # BT-27 / BT-44
-_P_LEGAL_ID = _x("cac:PartyLegalEntity/cbc:CompanyID")  # BT-30 / BT-47
-_P_LEGAL_SCHEME = _x("cac:PartyLegalEntity/cbc:CompanyID/@schemeID")
-_P_IDS = _x("cac:PartyIdentification/cbc:ID")  # BT-29 / BT-46
-_P_VAT_ID = _x("cac:PartyTaxScheme[cac:TaxScheme/cbc:ID='VAT']/cbc:CompanyID")  # BT-31 / BT-48
+_PARTY = PartyPaths(
+    name=_x("cac:PartyLegalEntity/cbc:RegistrationName"),  # BT-27 / BT-44
+    legal_id=_x("cac:PartyLegalEntity/cbc:CompanyID"),  # BT-30 / BT-47
+    legal_scheme=_x("cac:PartyLegalEntity/cbc:CompanyID/@schemeID"),
+    identifiers=(_x("cac:PartyIdentification/cbc:ID"),),  # BT-29 / BT-46
+    vat_id=_x("cac:PartyTaxScheme[cac:TaxScheme/cbc:ID='VAT']/cbc:CompanyID"),  # BT-31 / BT-48
+)
 
 # VAT breakdown (from a TaxSubtotal).
 _VAT_TERMS = TermGroup(
@@ -105,41 +106,6 @@ _VAT_TERMS = TermGroup(
         "rate": "cac:TaxCategory/cbc:Percent",  # BT-119
     },
 )
-
-
-def _party(found: list[etree._Element]) -> RawParty:
-    if not found:
-        return RawParty()
-    node = found[0]
-    return RawParty(
-        name=first_text(_P_NAME(node)),
-        legal_id=first_text(_P_LEGAL_ID(node)),
-        legal_scheme=first_attribute(_P_LEGAL_SCHEME(node)),
-        identifiers=identifiers(_P_IDS(node)),
-        vat_id=first_text(_P_VAT_ID(node)),
-    )
-
-
-def _vat(node: etree._Element) -> RawVat:
-    t = _VAT_TERMS.read(node)
-    return RawVat(basis=t.get("basis"), amount=t.get("amount"), category=t.get("category"), rate=t.get("rate"))
-
-
-def _line(node: etree._Element, terms: TermGroup) -> RawLine:
-    t = terms.read(node)
-    get = t.get
-    return RawLine(
-        id=get("id"),
-        standard_id=get("standard_id"),
-        standard_scheme=get("standard_scheme") or None,
-        seller_id=get("seller_id"),
-        name=get("name"),
-        quantity=get("quantity"),
-        unit=get("unit") or None,
-        net_price=get("net_price"),
-        line_total=get("line_total"),
-        vat_rate=get("vat_rate"),
-    )
 
 
 def read_ubl(root: etree._Element, *, credit_note: bool, max_lines: int) -> RawInvoice:
@@ -154,7 +120,8 @@ def read_ubl(root: etree._Element, *, credit_note: bool, max_lines: int) -> RawI
     line_terms = _CREDIT_NOTE_LINE if credit_note else _INVOICE_LINE
     currency = h.get("currency")
     return raw_invoice(
-        h, date_format=DATE_FORMAT, seller=_party(_SELLER(root)), buyer=_party(_BUYER(root)),
+        h, date_format=DATE_FORMAT, seller=read_party(_SELLER(root), _PARTY), buyer=read_party(_BUYER(root), _PARTY),
         tax_total=first_text(_TAX_TOTAL(root, currency=currency)) if currency else None,
         rounding=h.get("rounding"),
-        vat=[_vat(node) for node in _VAT(root)], lines=[_line(node, line_terms) for node in lines])
+        vat=[read_vat(node, _VAT_TERMS) for node in _VAT(root)],
+        lines=[read_line(node, line_terms) for node in lines])
