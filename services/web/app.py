@@ -12,7 +12,7 @@ import contextlib
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import nats
 import uvicorn
@@ -56,11 +56,24 @@ UNAVAILABLE = {"fr": "Service momentanément indisponible : réessayez dans quel
 WEB_NATS_USER = "web"
 
 
+@runtime_checkable
+class Connected(Protocol):
+    """A backend that can say whether its NATS connection is up (what ``GET /health`` answers)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+
 class NatsBackend:
     """The NATS side of the web service: the API client, and core subscriptions on its connection."""
 
     def __init__(self, client: ApiClient) -> None:
         self.client = client
+
+    @property
+    def connected(self) -> bool:
+        """nats-py's own view: False before the first connection, while reconnecting, once closed."""
+        return self.client.nc.is_connected
 
     async def call(self, subject: str, payload: dict[str, Any] | None = None,
                    timeout: float | None = None) -> dict[str, Any]:
@@ -209,10 +222,27 @@ def create_app(settings: WebSettings, client_factory: ClientFactory, *,
         return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
 
     class Health(BaseModel):
-        status: str
+        status: Literal["ok", "unavailable"]
+        nats: bool
 
-    @app.get("/health", response_model=Health, tags=["health"])
-    async def health() -> dict[str, str]:
+    class Alive(BaseModel):
+        status: Literal["ok"]
+
+    @app.get("/health", response_model=Health, tags=["health"],
+             responses={503: {"model": Health, "description": "Not connected to NATS: every API call would fail."}})
+    async def health(request: Request) -> Any:
+        """Ready to serve: 200 while the NATS client is connected, else 503 (never connected yet,
+        reconnecting, closed). The readiness probe: a pod cut off from NATS gets no traffic."""
+        backend = request.app.state.web.backend
+        # A backend that cannot say is not known to be connected.
+        if isinstance(backend, Connected) and backend.connected:
+            return {"status": "ok", "nats": True}
+        return JSONResponse({"status": "unavailable", "nats": False}, status_code=503)
+
+    @app.get("/live", response_model=Alive, tags=["health"])
+    async def live() -> dict[str, str]:
+        """The process answers: 200 whatever NATS's state (the client reconnects by itself), so that a
+        liveness probe does not restart a pod for NATS's absence."""
         return {"status": "ok"}
 
     @app.get("/signin", tags=["session"], response_class=RedirectResponse, status_code=303)
