@@ -603,8 +603,9 @@ def test_the_web_deployment_its_service_and_its_one_way_in() -> None:
     (container,) = pod["containers"]
     assert container["args"] == ["web"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/health", "port": "http"}, probe
+    # readiness on NATS's state (/health), startup and liveness not (/live)
+    for probe, path in (("startupProbe", "/live"), ("livenessProbe", "/live"), ("readinessProbe", "/health")):
+        assert container[probe]["httpGet"] == {"path": path, "port": "http"}, probe
     env = {e["name"]: e for e in container["env"]}
     assert env["NATS_URL"]["value"].startswith("nats://web:$(NATS_PASSWORD)@")
     assert list(env).index("NATS_PASSWORD") < list(env).index("NATS_URL")
