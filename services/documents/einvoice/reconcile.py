@@ -55,7 +55,7 @@ _FIELDS = (
            "the portal lists {listed}, the e-invoice's total with VAT is {invoice}"),
     _Field("listed_kind_differs", "kind", lambda i: i.kind, lambda li: li.kind,
            lambda a, b, _: a != b,
-           "the portal lists a {listed}, the e-invoice is a {invoice} (type code {doc.type_code})"),
+           "the portal lists it as {listed}, the e-invoice as {invoice} (type code {doc.type_code})"),
 )
 
 

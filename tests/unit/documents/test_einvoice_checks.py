@@ -99,6 +99,20 @@ def test_reconcile_flags_each_difference_and_overwrites_nothing() -> None:
     assert result.model_dump() == before
 
 
+def test_each_reconcile_warning_names_the_field_and_both_values() -> None:
+    """What an operator reads: which field, what the portal listed, what the e-invoice says."""
+    result = extract(gen.cii_xml(gen.four_rates_spec(), "en16931"))
+    warnings = reconcile(result, _listed(number="FA2026-000418", issue_date=date(2026, 3, 15),
+                                         amount=Decimal("63.00"), kind="credit_note"))
+    by_field = {w.field: w.message for w in warnings}
+    assert set(by_field) == {"number", "issue_date", "totals.grand_total", "kind"}
+    assert "FA2026-000418" in by_field["number"] and "FA2026-000417" in by_field["number"]
+    assert "2026-03-15" in by_field["issue_date"] and "2026-03-14" in by_field["issue_date"]
+    assert "63.00" in by_field["totals.grand_total"] and "63.25" in by_field["totals.grand_total"]
+    assert "credit_note" in by_field["kind"] and "380" in by_field["kind"]
+    assert " a invoice" not in by_field["kind"]  # read aloud, not a template's seam
+
+
 def test_reconcile_credit_note_listed_negative_or_positive() -> None:
     spec = gen.credit_note_spec()
     result = extract(gen.cii_xml(spec, "en16931"))
