@@ -174,3 +174,16 @@ def test_profile_from_guideline_id(gid: str, profile: str) -> None:
     assert result.invoice.kind == "credit_note"  # 396: factored credit note
     if profile == "urn:example:custom":
         assert [w.code for w in result.warnings] == ["xsd_not_checked"]
+
+
+def test_a_seller_identifier_given_as_ram_id_is_read_like_a_global_id() -> None:
+    """BT-29 may come as ``ram:ID`` (the seller's own identifier, with a scheme) instead of
+    ``ram:GlobalID``: a SIRET given that way is still the seller's SIRET."""
+    xml = gen.cii_xml(gen.four_rates_spec(), "en16931")
+    moved = xml.replace(b'<ram:GlobalID schemeID="0009">73282932000173</ram:GlobalID>',
+                        b'<ram:ID schemeID="0009">73282932000173</ram:ID>', 1)
+    assert moved != xml
+    result = extract(moved)
+    assert result.invoice is not None
+    assert result.invoice.seller.siret == "73282932000173"
+    assert result.invoice.seller.siren == "732829320"
