@@ -25,6 +25,8 @@ from shared.logging import get_logger
 
 log = get_logger("collectors.runtime")
 BROKER_STOP_TIMEOUT_S = 15.0
+# How long a stop keeps cancelling background loops that do not end (_stop_tasks).
+TASKS_STOP_TIMEOUT_S = 10.0
 
 
 def _name(func: Callable[..., Any]) -> str:
@@ -128,6 +130,31 @@ class ServiceRuntime:
                                               jetstream(self.broker).consumer_info)
             await asyncio.sleep(every_s)
 
+    async def _stop_tasks(self) -> None:
+        """Cancel the background loops and wait for them to end, cancelling again any that goes on.
+
+        On Python 3.11, ``asyncio.wait_for`` (nats-py's request, under every JetStream call) can
+        swallow a cancellation that lands as its reply arrives: the loop around it goes on as if
+        nothing happened, and a stop that cancelled it once and then awaited it waited forever (CI:
+        the consumer-lag loop of test_telemetry's accounts service, a teardown hung 300 s). Each
+        round cancels what is still running; after ``TASKS_STOP_TIMEOUT_S`` the rest is left behind.
+        """
+        pending = set(self._tasks)
+        self._tasks.clear()
+        deadline = asyncio.get_running_loop().time() + TASKS_STOP_TIMEOUT_S
+        while pending:
+            for task in pending:
+                task.cancel()
+            done, pending = await asyncio.wait(pending, timeout=0.5)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    log.warning("background_task_failed_on_stop", service=self.name, task=task.get_name(),
+                                error=str(task.exception()))
+            if pending and asyncio.get_running_loop().time() >= deadline:
+                log.warning("background_tasks_left_running", service=self.name,
+                            tasks=sorted(t.get_name() for t in pending))
+                return
+
     async def _stop_broker(self) -> None:
         """Stop the broker, giving up after ``BROKER_STOP_TIMEOUT_S``: a stop must end.
 
@@ -163,14 +190,7 @@ class ServiceRuntime:
                           port).start()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
-        self._tasks.clear()
+        await self._stop_tasks()
         await self._stop_broker()
         for hook in self.on_stop:
             await hook()

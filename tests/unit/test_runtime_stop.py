@@ -57,7 +57,43 @@ async def test_a_broker_stop_s_error_still_reaches_the_caller() -> None:
         await rt.stop()
 
 
-def test_the_default_deadline_is_bounded() -> None:
+class QuietBroker(FakeBroker):
+    async def stop(self) -> None:
+        pass
+
+
+async def test_a_background_loop_that_swallowed_its_cancellation_is_cancelled_again() -> None:
+    """As a loop around ``asyncio.wait_for`` on Python 3.11 can (a cancellation landing as the
+    awaited reply arrives is lost): the first cancellation is swallowed, the loop goes on; the stop
+    cancels it again and ends."""
+    rounds: list[str] = []
+
+    async def loop() -> None:
+        swallowed = False
+        while True:
+            try:
+                await asyncio.sleep(0.01)
+                rounds.append("round")
+            except asyncio.CancelledError:
+                if swallowed:
+                    raise
+                swallowed = True
+                rounds.append("swallowed")
+
+    rt = ServiceRuntime("looping", QuietBroker())  # type: ignore[arg-type]
+    rt._tasks.append(asyncio.create_task(loop(), name="looping:loop"))
+    await asyncio.sleep(0.05)
+    stopping = asyncio.ensure_future(rt.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=5)
+    assert stopping in done, "ServiceRuntime.stop did not end"
+    stopping.result()
+    # the interleaving claimed: rounds, the first cancellation swallowed, more rounds, then the end
+    assert rounds.count("swallowed") == 1
+    assert 0 < rounds.index("swallowed") < len(rounds) - 1
+
+
+def test_the_default_deadlines_are_bounded() -> None:
     assert 0 < runtime.BROKER_STOP_TIMEOUT_S <= 30
+    assert 0 < runtime.TASKS_STOP_TIMEOUT_S <= 30
 
 
