@@ -132,6 +132,7 @@ def build(settings: DocumentsSettings) -> ServiceRuntime:
             description="Collected invoices: read the e-invoice they carry")
 
     rt = ServiceRuntime(NAME, broker)
+    rt.on_connect.append(extractor.load)
     rt.on_connect.append(repo.create_indexes)
     rt.on_connect.append(dead_letters.store.create_indexes)
     rt.background.append(relay.run)

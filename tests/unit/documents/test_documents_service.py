@@ -345,3 +345,22 @@ async def test_the_consumer_acks_a_hostile_file_s_warning_and_retries_a_failure_
         letters = await service.repo.invoice_data.database["dead_letters"].find({}).to_list()
         assert [letter["reason"][:14] for letter in letters] == ["invalid event:"]
     assert [e["msg_id"] for e in outbox.published] == ["invoice-data:ph1:inv1"]
+
+
+def test_the_parsing_libraries_are_loaded_when_the_service_starts_not_by_the_first_document() -> None:
+    """Imported by the first document, they held the event loop ~0.5 s; the service's start hooks
+    load them in a thread. A fresh interpreter shows the import happens in ``load`` (building the
+    service, for its AsyncAPI document, still needs none of them)."""
+    import subprocess
+    import sys
+
+    code = ("import asyncio, sys\n"
+            "from services.documents import app\n"
+            "rt = app.build(app.DocumentsSettings(db_prefix='unit-load'))\n"
+            "assert 'services.documents.einvoice' not in sys.modules, 'imported at build'\n"
+            "loads = [h for h in rt.on_connect if getattr(h, '__name__', '') == 'load']\n"
+            "assert len(loads) == 1, rt.on_connect\n"
+            "asyncio.run(loads[0]())\n"
+            "assert 'services.documents.einvoice.extract' in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
