@@ -187,3 +187,15 @@ def test_a_seller_identifier_given_as_ram_id_is_read_like_a_global_id() -> None:
     assert result.invoice is not None
     assert result.invoice.seller.siret == "73282932000173"
     assert result.invoice.seller.siren == "732829320"
+
+
+def test_an_empty_unit_code_is_no_unit_not_an_empty_one() -> None:
+    """``unitCode=""`` on a line's quantity says nothing: the line has no unit (None), as when the
+    attribute is missing, rather than a unit named ``""``."""
+    xml = gen.cii_xml(gen.four_rates_spec(), "en16931")
+    emptied = xml.replace(b'unitCode="C62"', b'unitCode=""', 1)
+    assert emptied != xml
+    result = extract(emptied)
+    assert result.invoice is not None
+    assert result.invoice.lines[0].unit is None
+    assert result.invoice.lines[1].unit == "C62"  # the others keep theirs
