@@ -158,11 +158,11 @@ class ServiceRuntime:
     async def _stop_broker(self) -> None:
         """Stop the broker, giving up after ``BROKER_STOP_TIMEOUT_S``: a stop must end.
 
-        A NATS connection that never confirms its close was seen in CI twice, a test's teardown
-        waiting 300 s. ``asyncio.wait_for`` did not bound it: on its timeout it cancels the stop and
-        then waits for the cancellation to be over, and a stop that absorbs the cancellation (anyio's
-        task group in FastStream's, nats-py's drain) keeps it waiting. ``asyncio.wait`` returns at the
-        deadline whatever the stop does; the stop left behind is cancelled and not waited for.
+        Hardening, not the cause of the 300 s CI teardowns (those were the background loops,
+        ``_stop_tasks``): ``asyncio.wait_for`` cancels the stop on its timeout and then waits for
+        the cancellation to be over, so a stop that absorbed it would keep the caller waiting.
+        ``asyncio.wait`` returns at the deadline whatever the stop does; the stop left behind is
+        cancelled and not waited for.
         """
         stopping = asyncio.ensure_future(self.broker.stop())
         done, _ = await asyncio.wait({stopping}, timeout=BROKER_STOP_TIMEOUT_S)
