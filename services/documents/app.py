@@ -41,6 +41,12 @@ class DocumentsSettings(Settings):
     # Deliveries of one `invoice collected` (a failure on our side: NATS, database) before it is kept
     # aside as a dead letter; a hostile file is not a failure (it ends as a warning).
     documents_max_deliver: int = Field(default=5, ge=2)
+    # Added to the niceness of the service's own process when it runs alone (``python -m
+    # services.documents``; not inside ``collectors up``, one process for all): reading invoices is
+    # enrichment after the fact, so on a node it shares, collecting them (the scraper, NATS, the
+    # accounts) gets the CPU first and the extraction catches up when they are idle. Its workers add
+    # WORKER_NICENESS on top. Across Kubernetes pods, the CPU requests decide (deploy/k8s: 250m here).
+    documents_niceness: int = Field(default=10, ge=0, le=19)
 
 
 class BucketFiles:

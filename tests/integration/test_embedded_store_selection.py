@@ -37,3 +37,31 @@ def test_a_data_dir_held_by_another_process_is_refused(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "database collectors_requests" in proc.stderr and "is in use by another process" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def _niceness(pid: int) -> int:
+    with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[16])
+
+
+def _started_niceness(extra: dict[str, str]) -> int:
+    """The niceness of ``python -m services.documents`` once it has built the service (it then
+    waits for a NATS that is not there)."""
+    with subprocess.Popen([sys.executable, "-m", "services.documents"],
+                          env=_env(COLLECTORS_IN_MEMORY="1", COLLECTORS_LOG_LEVEL="info", **extra),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:  # the niceness comes before the store is chosen, which it says
+                if "mongodb_in_memory" in line:
+                    return _niceness(proc.pid)
+            raise AssertionError(f"the service ended (code {proc.wait()}) before saying which database")
+        finally:
+            proc.kill()
+
+
+def test_the_documents_service_alone_yields_the_cpu_to_collection() -> None:
+    here = os.nice(0)
+    assert _started_niceness({}) == min(19, here + 10)
+    # Positive control: the setting is what moves it.
+    assert _started_niceness({"COLLECTORS_DOCUMENTS_NICENESS": "0"}) == here
