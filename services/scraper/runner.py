@@ -28,6 +28,10 @@ log = get_logger("collectors.scraper.runner")
 
 # The first login, and as many again after the portal logged us out mid-run.
 MAX_LOGINS = 3
+# Documents being stored at once while the collector goes on to the next: each store is a chain of
+# waits (the Object Store's writes, the ledger's, the event's), ~40 ms a document on a busy worker,
+# which one after another made up most of a classic job's time.
+STORES_IN_FLIGHT = 4
 
 Store = Callable[[CollectedDocument], Awaitable[bool]]
 
@@ -46,6 +50,51 @@ class RunReport:
 class _StoreFailed(Exception):
     """Keeping a document failed on our side (NATS, database): not the collector's doing, so it
     escapes the classification and the job is retried."""
+
+
+class _Stores:
+    """The run's documents stored ``STORES_IN_FLIGHT`` at a time, while the collector fetches the next.
+
+    A failed store fails the run (``_StoreFailed``) at the next document handed over, or at ``wait``.
+    What was handed over is stored even when the run then fails or times out: ``wait`` lets every
+    store end (each bounded by its own NATS and database timeouts); a cancelled run cancels them."""
+
+    def __init__(self, store: Store, report: RunReport) -> None:
+        self._store = store
+        self._report = report
+        self._slots = asyncio.Semaphore(STORES_IN_FLIGHT)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._failed: Exception | None = None
+
+    def _raise_failure(self) -> None:
+        if self._failed is not None:
+            raise _StoreFailed() from self._failed
+
+    async def add(self, document: CollectedDocument) -> None:
+        self._raise_failure()
+        await self._slots.acquire()
+        task = asyncio.create_task(self._one(document))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _one(self, document: CollectedDocument) -> None:
+        try:
+            new = await self._store(document)
+            self._report.new_documents += new  # read after the await: other stores add meanwhile
+        except Exception as exc:
+            self._failed = self._failed or exc
+        finally:
+            self._slots.release()
+
+    async def wait(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*self._tasks)
+        self._raise_failure()
+
+    def cancel(self) -> None:
+        """The run was cancelled (its worker stops, or hands the job back): so are its stores."""
+        for task in self._tasks:
+            task.cancel()
 
 
 class _Relogin:
@@ -88,6 +137,15 @@ async def _judge(exc: Exception, witness: Witness, logged_in: bool, portal_url: 
     return classify(exc, diagnosis, portal_url=portal_url)
 
 
+async def _settle(stores: _Stores) -> None:
+    """Every store handed over ended: a failed one is ours (NATS, database), raised as it came."""
+    try:
+        await stores.wait()
+    except _StoreFailed as failed:
+        assert failed.__cause__ is not None
+        raise failed.__cause__ from None
+
+
 async def run_collection(collector: Collector, ctx: CollectContext, store: Store, *,
                          timeout_s: float, recorder: RunRecorder | None = None) -> RunReport:
     """Run ``collector`` until it is done or stopped; ``store`` keeps each document (True if new).
@@ -95,14 +153,16 @@ async def run_collection(collector: Collector, ctx: CollectContext, store: Store
     and a screenshot (``report.recorder.snapshot``), taken while the page is still open."""
     report = RunReport(recorder=recorder or RunRecorder())
     report.recorder.watch(ctx)
+    stores = _Stores(store, report)
     try:
-        report = await _run(collector, ctx, store, timeout_s, report)
+        report = await _run(collector, ctx, stores, timeout_s, report)
     finally:
+        stores.cancel()  # none left but on a cancellation
         report.recorder.stop()
     return report
 
 
-async def _run(collector: Collector, ctx: CollectContext, store: Store, timeout_s: float,
+async def _run(collector: Collector, ctx: CollectContext, stores: _Stores, timeout_s: float,
                report: RunReport) -> RunReport:
     witness = ctx.witness
     deadline = asyncio.timeout(timeout_s)
@@ -120,12 +180,10 @@ async def _run(collector: Collector, ctx: CollectContext, store: Store, timeout_
                                 continue
                             report.missing.pop(key, None)
                             report.collected.add(key)
-                            try:
-                                report.new_documents += await store(found)
-                            except Exception as exc:
-                                raise _StoreFailed() from exc
+                            await stores.add(found)
                     break
                 except _StoreFailed as failed:
+                    await _settle(stores)
                     assert failed.__cause__ is not None
                     raise failed.__cause__ from None
                 except Exception as exc:
@@ -145,6 +203,7 @@ async def _run(collector: Collector, ctx: CollectContext, store: Store, timeout_
             raise  # a NATS or database timeout while storing: the job is retried
         report.outcome = Outcome(CollectionErrorCode.SUPPLIER_UNAVAILABLE,
                                  f"collection did not finish within {timeout_s:.0f} s")
+    await _settle(stores)  # what was handed over is stored, whatever the outcome
     if report.outcome is None and report.missing:
         listed = ", ".join(f"{_label(key)} ({why})" for key, why in sorted(report.missing.items(), key=_order))
         report.outcome = Outcome(CollectionErrorCode.DOWNLOAD_FAILED,

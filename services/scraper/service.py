@@ -214,8 +214,11 @@ class ScraperService:
 
     async def _mark_published(self, tenant_id: str, unmarked: list[str]) -> None:
         if unmarked:
-            await self.ledger.mark_published(tenant_id, list(unmarked))
+            # Taken before the write: a run stores documents concurrently (runner.STORES_IN_FLIGHT), and
+            # one published meanwhile waits for the next write instead of being cleared unmarked.
+            batch = list(unmarked)
             unmarked.clear()
+            await self.ledger.mark_published(tenant_id, batch)
 
     async def _publish_pending(self, job: CollectJob) -> None:
         for evt in await self.ledger.unpublished(job.tenant_id, job.account_id):

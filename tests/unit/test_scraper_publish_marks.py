@@ -4,6 +4,7 @@ mark was lost goes out again with the account's next run."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 from decimal import Decimal
 from types import SimpleNamespace
@@ -78,4 +79,24 @@ async def test_invoices_whose_mark_was_lost_go_out_again_with_the_next_run(world
     world.published.clear()
     await world.service._publish_pending(world.job)  # what the account's next run does first
     assert world.published == ["F-0", "F-1", "F-2"]
+    assert await world.ledger.unpublished("t1", "acc") == []
+
+
+async def test_invoices_published_while_a_mark_is_written_are_marked_later(world: SimpleNamespace,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run stores a few documents at once (runner.STORES_IN_FLIGHT): others are published while one
+    of them writes a batch of marks, and must not be cleared from the list unmarked."""
+    await world.ledger.create_indexes()
+    slow_mark = world.ledger.mark_published
+
+    async def slower(tenant_id: str, invoice_ids: list[str]) -> None:
+        await asyncio.sleep(0.01)
+        await slow_mark(tenant_id, invoice_ids)
+
+    monkeypatch.setattr(world.ledger, "mark_published", slower)
+    unmarked: list[str] = []
+    count = 3 * MARK_PUBLISHED_EVERY
+    await asyncio.gather(*(world.service._store(world.job, document(n), unmarked) for n in range(count)))
+    assert len(world.marks) >= 2 and sum(world.marks) + len(unmarked) == count  # marks overlapped publishes
+    await world.service._mark_published("t1", unmarked)  # the run's end
     assert await world.ledger.unpublished("t1", "acc") == []

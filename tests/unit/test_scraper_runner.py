@@ -29,7 +29,7 @@ from services.scraper.kit.har import HarReplay
 from services.scraper.kit.invoice import InvoiceKey
 from services.scraper.kit.portal_http import PortalHttp
 from services.scraper.kit.reply import HttpReply
-from services.scraper.runner import MAX_LOGINS, run_collection
+from services.scraper.runner import MAX_LOGINS, STORES_IN_FLIGHT, run_collection
 from shared.errors import CollectionErrorCode as C
 
 LOGIN_PAGE = '<form id="login-form"><input name="login"><input type="password" name="password"></form>'
@@ -206,6 +206,101 @@ async def test_a_collection_past_its_deadline_is_stopped() -> None:
 
     report = await run_collection(Stuck(), ctx, store, timeout_s=0.3)
     assert report.outcome.code is C.SUPPLIER_UNAVAILABLE and stored == ["FA-1"]
+
+
+class Stores:
+    """A store that takes a while, and tells how many documents it held at once."""
+
+    def __init__(self, delay_s: float = 0.02, gate: asyncio.Event | None = None) -> None:
+        self.delay_s, self.gate = delay_s, gate
+        self.held = self.most = 0
+        self.started: list[str] = []
+        self.stored: list[str] = []
+        self.cancelled: list[str] = []
+
+    async def __call__(self, document: CollectedDocument) -> bool:
+        self.started.append(document.ref.number)
+        self.held += 1
+        self.most = max(self.most, self.held)
+        try:
+            await (self.gate.wait() if self.gate is not None else asyncio.sleep(self.delay_s))
+            self.stored.append(document.ref.number)
+            return True
+        except asyncio.CancelledError:
+            self.cancelled.append(document.ref.number)
+            raise
+        finally:
+            self.held -= 1
+
+
+def context() -> CollectContext:
+    return CollectContext(page=FakePage(), portal_url="http://p/", login="l", password="p",  # type: ignore[arg-type]
+                          http=no_network())
+
+
+async def test_documents_are_stored_a_few_at_a_time_while_the_collector_goes_on() -> None:
+    stores = Stores()
+    count = 3 * STORES_IN_FLIGHT
+    report = await run_collection(Scripted([doc(n) for n in range(count)]), context(), stores, timeout_s=5)
+    assert report.outcome is None and report.new_documents == count
+    assert sorted(stores.stored) == sorted(f"FA-{n}" for n in range(count))
+    assert stores.most == STORES_IN_FLIGHT > 1  # never more at once, and really that many
+
+
+async def test_what_was_handed_over_is_stored_before_the_run_reports_even_a_failure() -> None:
+    stores = Stores(delay_s=0.05)
+    report = await run_collection(Scripted([doc(1), doc(2), InterfaceChanged("no table")]), context(), stores,
+                                  timeout_s=5)
+    assert report.outcome.code is C.INTERFACE_CHANGED
+    assert sorted(stores.stored) == ["FA-1", "FA-2"] and report.new_documents == 2
+
+
+async def test_a_failed_store_fails_the_run_once_the_others_have_ended() -> None:
+    class Paced:
+        manifest = Manifest(id="paced", name="P", supplier="P", portal_url="http://p/")
+
+        async def collect(self, ctx: CollectContext) -> AsyncIterator[Found]:
+            yield doc(1)
+            yield doc(2)
+            await asyncio.sleep(0.05)  # FA-1's store has failed by now, FA-2's still runs
+            yield doc(3)
+
+    stored: list[str] = []
+
+    async def store(document: CollectedDocument) -> bool:
+        if document.ref.number == "FA-1":
+            await asyncio.sleep(0.01)
+            raise ConnectionError("nats down")
+        await asyncio.sleep(0.2)
+        stored.append(document.ref.number)
+        return True
+
+    with pytest.raises(ConnectionError):
+        await run_collection(Paced(), context(), store, timeout_s=5)
+    assert stored == ["FA-2"]  # handed over before the failure was known: kept; FA-3 never handed over
+
+
+async def test_a_cancelled_run_cancels_its_stores() -> None:
+    class Slow:
+        manifest = Manifest(id="slow", name="S", supplier="S", portal_url="http://p/")
+
+        async def collect(self, ctx: CollectContext) -> AsyncIterator[Found]:
+            yield doc(1)
+            yield doc(2)
+            await asyncio.sleep(30)
+
+    stores = Stores(gate=asyncio.Event())
+    run_task = asyncio.create_task(run_collection(Slow(), context(), stores, timeout_s=60))
+    for _ in range(100):
+        if len(stores.started) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert stores.started == ["FA-1", "FA-2"]  # both stores running when the run is cancelled
+    run_task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run_task
+    await asyncio.sleep(0)
+    assert sorted(stores.cancelled) == ["FA-1", "FA-2"] and stores.held == 0
 
 
 class ReadsOverHttp:
