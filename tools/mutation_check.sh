@@ -25,6 +25,8 @@ MUTATIONS=(
   'unique-ledger|services/scraper/ledger.py|s/unique=True/unique=False/|tests/integration/test_standin_races.py tests/integration/test_pipeline.py tests/integration/test_scraper_workers.py|the ledger'"'"'s unique index (tenant, account, number)|redundant: an invoice'"'"'s _id is a hash of (tenant, account, number), so _id already guards it'
   'run-end-guard|services/accounts/service.py|s/evt.credential_version, \*\*still_open,/evt.credential_version,/|tests/integration/test_accounts.py -k start_racing|the accounts'"'"' write guard that a run whose result landed meanwhile is not shown collecting again (chaos seed 606)'
   'claim-guard|services/scheduler/repository.py|s/UpdateOne({"_id": account_id, "next_run_at": {"\$lte": now}, "active": True, "paused": None,/UpdateOne({"_id": account_id, "active": True, "paused": None,/|tests/integration/test_scheduler.py -k two_replicas or restart|the scheduler'"'"'s claim guard (claim_and_queue claims only a run still due)'
+  'slot-handover|services/scheduler/service.py|s/^        await self\._dispatch_waiting(collector_id)$/        pass  # MUTATION: no handover/|tests/integration/test_scheduler.py -k never_more|the scheduler'"'"'s handover of a freed session slot to the longest-waiting run (_release)'
+  'stores-in-flight|services/scraper/runner.py|s/^STORES_IN_FLIGHT = 4$/STORES_IN_FLIGHT = 1/|tests/unit/test_scraper_runner.py -k few_at|a run'"'"'s documents stored a few at a time (runner._Stores)'
 )
 
 wanted=("$@")

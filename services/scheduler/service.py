@@ -273,7 +273,7 @@ class SchedulerService:
             at = waiting.pop(account_id)
             if self.index.when(account_id) is None:  # paused, deleted or dispatched since
                 continue
-            # Refused again (a replica took the slot): back in line.
+            # Refused again (a replica took the slot): _dispatch puts it back in line, at the end.
             if await self._dispatch([(account_id, at)]):
                 await self._flush({"_id": account_id})  # its job now, not at the relay's next sweep
             return

@@ -55,9 +55,10 @@ class _StoreFailed(Exception):
 class _Stores:
     """The run's documents stored ``STORES_IN_FLIGHT`` at a time, while the collector fetches the next.
 
-    A failed store fails the run (``_StoreFailed``) at the next document handed over, or at ``wait``.
-    What was handed over is stored even when the run then fails or times out: ``wait`` lets every
-    store end (each bounded by its own NATS and database timeouts); a cancelled run cancels them."""
+    A failed store stops the run at the next document handed over (``_StoreFailed``, which escapes the
+    collector's classification), and ``wait`` raises its own error once the others have ended. What
+    was handed over is stored even when the run then fails or times out: ``wait`` lets every store
+    end (each bounded by its own NATS and database timeouts); a cancelled run cancels them."""
 
     def __init__(self, store: Store, report: RunReport) -> None:
         self._store = store
@@ -66,12 +67,9 @@ class _Stores:
         self._tasks: set[asyncio.Task[None]] = set()
         self._failed: Exception | None = None
 
-    def _raise_failure(self) -> None:
-        if self._failed is not None:
-            raise _StoreFailed() from self._failed
-
     async def add(self, document: CollectedDocument) -> None:
-        self._raise_failure()
+        if self._failed is not None:
+            raise _StoreFailed()
         await self._slots.acquire()
         task = asyncio.create_task(self._one(document))
         self._tasks.add(task)
@@ -87,9 +85,12 @@ class _Stores:
             self._slots.release()
 
     async def wait(self) -> None:
+        """Every store handed over ended; the first that failed is raised as it came (ours: NATS, the
+        database), so the job is retried."""
         while self._tasks:
             await asyncio.gather(*self._tasks)
-        self._raise_failure()
+        if self._failed is not None:
+            raise self._failed
 
     def cancel(self) -> None:
         """The run was cancelled (its worker stops, or hands the job back): so are its stores."""
@@ -137,15 +138,6 @@ async def _judge(exc: Exception, witness: Witness, logged_in: bool, portal_url: 
     return classify(exc, diagnosis, portal_url=portal_url)
 
 
-async def _settle(stores: _Stores) -> None:
-    """Every store handed over ended: a failed one is ours (NATS, database), raised as it came."""
-    try:
-        await stores.wait()
-    except _StoreFailed as failed:
-        assert failed.__cause__ is not None
-        raise failed.__cause__ from None
-
-
 async def run_collection(collector: Collector, ctx: CollectContext, store: Store, *,
                          timeout_s: float, recorder: RunRecorder | None = None) -> RunReport:
     """Run ``collector`` until it is done or stopped; ``store`` keeps each document (True if new).
@@ -182,10 +174,9 @@ async def _run(collector: Collector, ctx: CollectContext, stores: _Stores, timeo
                             report.collected.add(key)
                             await stores.add(found)
                     break
-                except _StoreFailed as failed:
-                    await _settle(stores)
-                    assert failed.__cause__ is not None
-                    raise failed.__cause__ from None
+                except _StoreFailed:
+                    await stores.wait()  # raises the failed store's error once the others have ended
+                    raise  # not reached
                 except Exception as exc:
                     logged_in = ctx.logged_in or bool(report.collected)
                     verdict = await _judge(exc, witness, logged_in, ctx.portal_url)
@@ -203,7 +194,7 @@ async def _run(collector: Collector, ctx: CollectContext, stores: _Stores, timeo
             raise  # a NATS or database timeout while storing: the job is retried
         report.outcome = Outcome(CollectionErrorCode.SUPPLIER_UNAVAILABLE,
                                  f"collection did not finish within {timeout_s:.0f} s")
-    await _settle(stores)  # what was handed over is stored, whatever the outcome
+    await stores.wait()  # what was handed over is stored, whatever the outcome
     if report.outcome is None and report.missing:
         listed = ", ".join(f"{_label(key)} ({why})" for key, why in sorted(report.missing.items(), key=_order))
         report.outcome = Outcome(CollectionErrorCode.DOWNLOAD_FAILED,

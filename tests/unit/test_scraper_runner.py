@@ -97,6 +97,11 @@ def no_network() -> PortalHttp:
     return PortalHttp(None, replay=HarReplay([]))
 
 
+def context() -> CollectContext:
+    return CollectContext(page=FakePage(), portal_url="http://p/", login="l", password="p",  # type: ignore[arg-type]
+                          http=no_network())
+
+
 def html_reply(html: str, status: int = 200) -> HttpReply:
     return HttpReply(status=status, url="http://portal.test/read", headers={"content-type": "text/html"},
                      body=html.encode())
@@ -176,8 +181,7 @@ async def test_storage_failures_are_not_the_collectors_fault() -> None:
     async def broken_store(_: CollectedDocument) -> bool:
         raise ConnectionError("nats down")
 
-    ctx = CollectContext(page=FakePage(), portal_url="http://p/", login="l", password="p",  # type: ignore[arg-type]
-                         http=no_network())
+    ctx = context()
     with pytest.raises(ConnectionError):
         await run_collection(Scripted([doc(1)]), ctx, broken_store, timeout_s=5)
 
@@ -196,8 +200,7 @@ async def test_a_collection_past_its_deadline_is_stopped() -> None:
             yield doc(1)
             await asyncio.sleep(30)
 
-    ctx = CollectContext(page=FakePage(), portal_url="http://p/", login="l", password="p",  # type: ignore[arg-type]
-                         http=no_network())
+    ctx = context()
     stored: list[str] = []
 
     async def store(d: CollectedDocument) -> bool:
@@ -231,11 +234,6 @@ class Stores:
             raise
         finally:
             self.held -= 1
-
-
-def context() -> CollectContext:
-    return CollectContext(page=FakePage(), portal_url="http://p/", login="l", password="p",  # type: ignore[arg-type]
-                          http=no_network())
 
 
 async def test_documents_are_stored_a_few_at_a_time_while_the_collector_goes_on() -> None:
